@@ -1,0 +1,171 @@
+"""The `fer` command.
+
+    fer predict photo.jpg [--json] [--no-detect]
+    fer evaluate ../shared/data/fer2013.zip --split validation [--weights runs/train/best.pt] [--json] [--plot cm.png]
+    fer export runs/train/best.pt --out weights/my-model [--data ../shared/data/fer2013.zip]
+    fer download --dest data/ [--source dataset|competition]
+    fer models
+
+Mistakes a user can fix (a missing file, an unreadable image, a bad value) print one line and exit
+with status 2; --debug shows the traceback instead.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from fer import __version__
+from fer.device import DEVICE_CHOICES
+from fer.errors import FerError
+from fer.tta import TTA_MODES
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = argparse.ArgumentParser(
+        prog="fer", description="Facial expression recognition (FER2013, 7 emotions).", parents=[common]
+    )
+    parser.add_argument("--version", action="version", version=f"fer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument(
+        "--weights", help="weights (.safetensors) or training checkpoint (.pt); default: shipped weights"
+    )
+    model.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    model.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation; default: the weights' best")
+
+    predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    predict.add_argument("--no-detect", action="store_true", help="treat each whole image as one face crop")
+
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common, model], help="accuracy and confusion matrix on a dataset"
+    )
+    evaluate.add_argument(
+        "data", metavar="DATA", help="Kaggle .zip or folder, fer2013.csv, or a folder of emotion folders"
+    )
+    evaluate.add_argument("--split", default="validation", choices=["validation", "test", "train"])
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="write the confusion matrix as a PNG")
+
+    export = commands.add_parser("export", parents=[common], help="checkpoint -> .safetensors, .json card, .onnx")
+    export.add_argument("checkpoint", metavar="CHECKPOINT")
+    export.add_argument("--out", required=True, metavar="PREFIX", help="for example weights/my-model")
+    export.add_argument("--data", help="also measure validation accuracy for every TTA mode into the card")
+    export.add_argument("--no-onnx", action="store_true")
+
+    download = commands.add_parser("download", parents=[common], help="fetch FER2013 from Kaggle")
+    download.add_argument("--dest", default="data", help="folder to download into (default: data)")
+    download.add_argument("--source", default="dataset", choices=["dataset", "competition"])
+
+    commands.add_parser("models", parents=[common], help="architectures with parameters and FLOPs per face")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    handler = {
+        "predict": run_predict,
+        "evaluate": run_evaluate,
+        "export": run_export,
+        "download": run_download,
+        "models": run_models,
+    }
+    try:
+        return handler[args.command](args)
+    except FerError as error:
+        if args.debug:
+            raise
+        print(f"fer: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_predictor(args):
+    from fer.predictor import Predictor
+
+    return Predictor.load(args.weights, device=args.device, tta=args.tta)
+
+
+def run_predict(args) -> int:
+    predictor = _load_predictor(args)
+    failed = 0
+    for path in args.images:
+        try:
+            faces = predictor.predict_image(path, detect=not args.no_detect)
+        except FerError as error:
+            if args.debug:
+                raise
+            print(f"fer: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps({"path": path, "faces": [face.to_dict() for face in faces]}))
+            continue
+        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for face in faces:
+            others = sorted(face.scores.items(), key=lambda item: -item[1])[1:3]
+            also = ", ".join(f"{emotion} {score:.2f}" for emotion, score in others)
+            print(f"  box {list(face.box)}  {face.emotion} {face.score:.2f}  ({also})")
+    return EXIT_USER_ERROR if failed else 0
+
+
+def run_evaluate(args) -> int:
+    from training.data import load_splits, select_split
+    from training.evaluate import evaluate_predictor, format_report, plot_confusion_matrix
+
+    predictor = _load_predictor(args)
+    split = select_split(load_splits(args.data), args.split, args.data)
+    report = evaluate_predictor(predictor, split.images, split.labels)
+    if args.plot:
+        plot_confusion_matrix(report, args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.data} ({args.split}), weights {args.weights or 'shipped default'}")
+        print(format_report(report))
+        if args.plot:
+            print(f"confusion matrix written to {args.plot}")
+    return 0
+
+
+def run_export(args) -> int:
+    from training.export import export_checkpoint
+
+    card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx)
+    written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
+    print(f"exported {card['arch']} (epoch {card['epoch']}) to {', '.join(written)}")
+    for tta, metrics in card["metrics"]["validation"].items():
+        if metrics.get("accuracy") is not None:
+            print(f"  validation accuracy, tta {tta}: {metrics['accuracy']:.2%}")
+    return 0
+
+
+def run_download(args) -> int:
+    from training.download import download
+
+    path = download(args.dest, args.source)
+    print(f"ready: train with --data {path}")
+    return 0
+
+
+def run_models(args) -> int:
+    from fer.models import ARCHITECTURES, describe_model
+
+    print(f"{'architecture':<14}{'parameters':>12}{'MFLOPs/face':>13}")
+    for name in ARCHITECTURES:
+        summary = describe_model(name)
+        print(f"{name:<14}{summary.parameters:>12,}{summary.flops_per_face / 1e6:>13,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Device choice shared by the predictor, evaluation and training."""
+
+import torch
+
+from fer.errors import FerError
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def resolve_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
+    """'auto' picks CUDA (this process's GPU), then Apple MPS, then CPU; asking for a missing one fails."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise FerError("device cuda was asked for, but no CUDA GPU is available (use auto or cpu)")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if requested == "mps":
+        if not torch.backends.mps.is_available():
+            raise FerError("device mps was asked for, but Apple MPS is not available (use auto or cpu)")
+        return torch.device("mps")
+    if requested == "cpu":
+        return torch.device("cpu")
+    raise FerError(f"unknown device {requested!r}; expected one of {', '.join(DEVICE_CHOICES)}")

@@ -1,0 +1,76 @@
+"""Face detection: OpenCV's Haar frontal-face cascade by default (it ships inside opencv-python 4.x,
+so nothing is downloaded), or OpenCV's YuNet CNN detector when given its .onnx model file.
+
+Detectors take an RGB (H, W, 3) or grayscale (H, W) uint8 image and return boxes (x, y, w, h) in
+pixels, largest first.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer.errors import FerError
+
+Box = tuple[int, int, int, int]
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _largest_first(boxes) -> list[Box]:
+    boxes = [tuple(int(v) for v in box) for box in boxes]
+    return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
+
+
+class HaarFaceDetector:
+    """Viola-Jones cascade: fast on a CPU, frontal faces only."""
+
+    def __init__(
+        self,
+        cascade_path: str | Path | None = None,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 24,
+    ):
+        if cascade_path is None:
+            if not hasattr(cv2, "data"):
+                raise FerError("this OpenCV has no bundled Haar cascades; install opencv-python-headless 4.x")
+            cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(cascade_path))
+        if self.cascade.empty():
+            raise FerError(f"cannot load the Haar cascade {cascade_path}")
+        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        gray = cv2.equalizeHist(_gray(image))  # evens out lighting, which the cascade is sensitive to
+        found = self.cascade.detectMultiScale(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size)
+        )
+        return _largest_first(found)
+
+
+class YuNetFaceDetector:
+    """OpenCV's YuNet CNN (`cv2.FaceDetectorYN`): more robust to pose and scale than Haar. Needs the
+    model file (face_detection_yunet_*.onnx from the OpenCV model zoo), which fer does not download."""
+
+    def __init__(self, model_path: str | Path, score_threshold: float = 0.8):
+        if not Path(model_path).is_file():
+            raise FerError(f"no YuNet model at {model_path}")
+        self.detector = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+        height, width = bgr.shape[:2]
+        self.detector.setInputSize((width, height))
+        _, faces = self.detector.detect(bgr)
+        if faces is None:
+            return []
+        boxes = []
+        for x, y, w, h in faces[:, :4]:
+            left, top = max(0, int(round(x))), max(0, int(round(y)))
+            right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
+            if right > left and bottom > top:
+                boxes.append((left, top, right - left, bottom - top))
+        return _largest_first(boxes)

@@ -1,0 +1,124 @@
+"""Weights files: `NAME.safetensors` (tensors only) beside `NAME.json` (the model card).
+
+    >>> model, card = load_model("weights/fer-baseline.safetensors")
+    >>> model, card = load_model("runs/train/best.pt")        # a training checkpoint: its EMA weights
+
+Nothing is ever unpickled: safetensors holds raw tensors, and checkpoints are read with
+`torch.load(weights_only=True)`. The card names the architecture and the labels; loading checks both,
+and checks the weights' sha256 against the card.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fer.errors import WeightsError
+from fer.labels import check_labels
+from fer.models import ARCHITECTURES, build_model
+
+CARD_FORMAT = 1
+DEFAULT_WEIGHTS_NAME = "fer-baseline"
+# The repository's weights/ folder (an editable install or a source checkout); FER_WEIGHTS overrides.
+REPOSITORY_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def default_weights_path() -> Path:
+    """$FER_WEIGHTS if set, else the shipped default model in the repository's weights/ folder."""
+    configured = os.environ.get("FER_WEIGHTS")
+    if configured:
+        return Path(configured)
+    return REPOSITORY_WEIGHTS_DIR / f"{DEFAULT_WEIGHTS_NAME}.safetensors"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(state_dict: dict[str, torch.Tensor], card: dict, prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """Write PREFIX.safetensors and PREFIX.json; the card gains the weights' sha256 and file name."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    tensors_path = prefix.with_name(prefix.name + ".safetensors")
+    card_path = prefix.with_name(prefix.name + ".json")
+    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}, str(tensors_path))
+    card = {**card, "format": CARD_FORMAT, "weights_file": tensors_path.name, "sha256": file_sha256(tensors_path)}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return tensors_path, card_path
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
+    """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
+    path = Path(path) if path is not None else default_weights_path()
+    if path.suffix in (".pt", ".pth"):
+        return _load_checkpoint_model(path)
+    if path.suffix == ".json":
+        card_path, tensors_path = path, path.with_suffix(".safetensors")
+    elif path.suffix == ".safetensors":
+        card_path, tensors_path = path.with_suffix(".json"), path
+    else:
+        card_path, tensors_path = Path(f"{path}.json"), Path(f"{path}.safetensors")
+    if not tensors_path.is_file():
+        raise WeightsError(f"no weights file at {tensors_path}")
+    if not card_path.is_file():
+        raise WeightsError(f"{tensors_path} has no model card beside it (expected {card_path})")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WeightsError(f"cannot read the model card {card_path}: {error}") from None
+    for key in ("arch", "labels"):
+        if key not in card:
+            raise WeightsError(f"the model card {card_path} has no {key!r}")
+    if card.get("sha256") and file_sha256(tensors_path) != card["sha256"]:
+        raise WeightsError(f"{tensors_path} does not match the sha256 in {card_path}: the file was changed or damaged")
+    try:
+        state_dict = load_file(str(tensors_path))
+    except (SafetensorError, OSError) as error:
+        raise WeightsError(f"{tensors_path} is not a readable safetensors file: {error}") from None
+    return _build(card["arch"], card["labels"], state_dict, str(tensors_path)), card
+
+
+def _load_checkpoint_model(path: Path) -> tuple[nn.Module, dict]:
+    from training.checkpoint import load_checkpoint  # a checkpoint only exists where training is installed
+
+    checkpoint = load_checkpoint(path)
+    try:
+        arch, labels, state_dict = checkpoint["arch"], checkpoint["labels"], checkpoint["ema"]["module"]
+    except (KeyError, TypeError):
+        raise WeightsError(f"{path} is not a fer training checkpoint (no arch, labels and EMA weights)") from None
+    card = {
+        "arch": arch,
+        "labels": labels,
+        "source_checkpoint": str(path),
+        "epoch": checkpoint.get("epoch"),
+        "metrics": {"validation": {"accuracy": checkpoint.get("val_accuracy"), "tta": "none"}},
+        "training": {"config": checkpoint.get("config")},
+    }
+    return _build(arch, labels, state_dict, str(path)), card
+
+
+def _build(arch: str, labels, state_dict: dict, source: str) -> nn.Module:
+    try:
+        check_labels(labels, source)
+    except ValueError as error:
+        raise WeightsError(str(error)) from None
+    if arch not in ARCHITECTURES:
+        raise WeightsError(
+            f"{source} is for architecture {arch!r}, which this fer does not have ({', '.join(ARCHITECTURES)})"
+        )
+    model = build_model(arch)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise WeightsError(f"the weights in {source} do not fit architecture {arch!r}: {first}") from None
+    return model.eval()

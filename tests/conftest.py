@@ -1,0 +1,143 @@
+"""Shared fixtures: small generated FER2013-shaped datasets in each of the forms users have.
+
+Faces are 48x48 grayscale images with a per-emotion pattern (a bright band whose row depends on the
+emotion) plus noise, so that a model can learn them and a label mix-up shows up as wrong accuracy.
+"""
+
+import csv
+import io
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer.labels import EMOTIONS
+
+REPO = Path(__file__).resolve().parent.parent
+# Emotion folders in the Kaggle layout are written in sorted order on purpose: reading them by that
+# order instead of by name would mislabel neutral, sad and surprise.
+KAGGLE_FOLDER_ORDER = sorted(EMOTIONS)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """Every test gets a shared, throwaway dataset cache and no progress bars in its output."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+def make_face(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    face = rng.integers(0, 90, size=(size, size), dtype=np.uint8)
+    band = (label * size) // len(EMOTIONS)
+    face[band : band + max(2, size // 8), :] = 230
+    return face
+
+
+def encode_jpeg(face: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    return data.tobytes()
+
+
+def kaggle_files(per_class_train=20, per_class_public=5, per_class_private=3, seed=0) -> dict[str, bytes]:
+    """{relative path: JPEG bytes} in the msambare/fer2013 layout."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for emotion in KAGGLE_FOLDER_ORDER:
+        label = EMOTIONS.index(emotion)
+        for i in range(per_class_train):
+            files[f"train/{emotion}/Training_{label}{i:05d}.jpg"] = encode_jpeg(make_face(label, rng))
+        for i in range(per_class_public):
+            files[f"test/{emotion}/PublicTest_{label}{i:05d}.jpg"] = encode_jpeg(make_face(label, rng))
+        for i in range(per_class_private):
+            files[f"test/{emotion}/PrivateTest_{label}{i:05d}.jpg"] = encode_jpeg(make_face(label, rng))
+    return files
+
+
+def write_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+@pytest.fixture(scope="session")
+def kaggle_zip(tmp_path_factory) -> Path:
+    return write_zip(tmp_path_factory.mktemp("kaggle") / "fer2013.zip", kaggle_files())
+
+
+@pytest.fixture
+def kaggle_dir(tmp_path) -> Path:
+    return write_tree(tmp_path / "fer2013", kaggle_files(per_class_train=4, per_class_public=2, per_class_private=1))
+
+
+def write_csv(path: Path, rows_per_usage: dict[str, int], seed=0, header=("emotion", "pixels", "Usage")) -> Path:
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for usage, count in rows_per_usage.items():
+            for i in range(count):
+                label = i % len(EMOTIONS)
+                writer.writerow([label, " ".join(map(str, make_face(label, rng).ravel())), usage])
+    return path
+
+
+@pytest.fixture
+def fer_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "fer2013.csv", {"Training": 14, "PublicTest": 7, "PrivateTest": 7})
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, kaggle_zip) -> Path:
+    """A real checkpoint from two epochs of the trainer on the small zip (shared by many tests)."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.getbasetemp() / "fer-cache"
+    os.environ.setdefault("FER_CACHE_DIR", str(cache))
+    train(
+        TrainConfig(data=str(kaggle_zip), arch="vgg_slim", epochs=2, batch_size=16, device="cpu", out=str(out), lr=0.05)
+    )
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def exported_weights(tmp_path_factory, trained_checkpoint) -> Path:
+    """Weights exported from `trained_checkpoint`: returns the .safetensors path."""
+    from training.export import export_checkpoint
+
+    prefix = tmp_path_factory.mktemp("weights") / "tiny"
+    export_checkpoint(trained_checkpoint, prefix)
+    return prefix.with_name("tiny.safetensors")
+
+
+def run_python(*args, env=None, timeout=240, cwd=REPO):
+    """Run `python ARGS...` with this interpreter; return the CompletedProcess (text output)."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
+    )

@@ -1,0 +1,78 @@
+"""Augmentation applied to whole batches on the training device, not per sample in Python.
+
+One `affine_grid`/`grid_sample` call applies each face's own random flip, rotation, scale and shift;
+random erasing is a vectorized mask. Both draw from an explicit generator, so a run is reproducible
+and resumable at any epoch boundary.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True  # horizontal mirror with probability 1/2 (faces are left-right symmetric)
+    max_rotation_deg: float = 10.0  # uniform in [-10, 10] degrees
+    scale_range: tuple[float, float] = (0.9, 1.1)  # zoom in or out by up to 10%
+    max_shift: float = 0.1  # uniform shift up to 10% of the side (about 5 pixels at 48x48)
+    erase_probability: float = 0.5  # random erasing (Zhong et al. 2017) of one rectangle
+    erase_area: tuple[float, float] = (0.02, 0.2)  # share of the face the rectangle covers
+
+
+def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, H, W) float pixels in 0..255 -> augmented (B, 1, H, W), same dtype, range and device."""
+    batch = pixels.shape[0]
+    device = pixels.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(batch, device=device, generator=generator) * (high - low) + low
+
+    angle = uniform(-1.0, 1.0) * math.radians(config.max_rotation_deg)
+    # The grid maps output to input coordinates: dividing by the zoom enlarges the face.
+    inverse_scale = 1.0 / uniform(*config.scale_range)
+    mirror = torch.ones(batch, device=device)
+    if config.flip:
+        flips = torch.rand(batch, device=device, generator=generator) < 0.5
+        mirror = torch.where(flips, -mirror, mirror)
+    shift_x = uniform(-1.0, 1.0) * config.max_shift * 2  # grid coordinates span [-1, 1]: 2 units
+    shift_y = uniform(-1.0, 1.0) * config.max_shift * 2
+    cos, sin = torch.cos(angle) * inverse_scale, torch.sin(angle) * inverse_scale
+    theta = torch.stack(
+        [torch.stack([cos * mirror, -sin, shift_x], 1), torch.stack([sin * mirror, cos, shift_y], 1)], 1
+    )  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(pixels.dtype), list(pixels.shape), align_corners=False)
+    # Border padding repeats edge pixels instead of painting black bars the test faces never have.
+    out = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if config.erase_probability > 0:
+        out = _random_erase(out, config, generator)
+    return out
+
+
+def _random_erase(pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    batch, _, height, width = pixels.shape
+    device = pixels.device
+
+    def rand(*shape):
+        return torch.rand(*shape, device=device, generator=generator)
+
+    area = (rand(batch) * (config.erase_area[1] - config.erase_area[0]) + config.erase_area[0]) * height * width
+    aspect = torch.exp(rand(batch) * (math.log(3.0) - math.log(1 / 3.0)) + math.log(1 / 3.0))
+    erase_h = torch.sqrt(area * aspect).clamp(1, height)
+    erase_w = torch.sqrt(area / aspect).clamp(1, width)
+    top = rand(batch) * (height - erase_h)
+    left = rand(batch) * (width - erase_w)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    inside = (
+        (rows >= top.view(-1, 1, 1))
+        & (rows < (top + erase_h).view(-1, 1, 1))
+        & (cols >= left.view(-1, 1, 1))
+        & (cols < (left + erase_w).view(-1, 1, 1))
+    )  # (B, H, W)
+    chosen = (rand(batch) < config.erase_probability).view(-1, 1, 1)
+    mask = (inside & chosen).unsqueeze(1)  # (B, 1, H, W)
+    noise = rand(batch, 1, height, width).to(pixels.dtype) * 255.0
+    return torch.where(mask, noise, pixels)

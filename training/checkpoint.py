@@ -1,0 +1,40 @@
+"""Complete, atomic training checkpoints.
+
+A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
+the old one with `os.replace`, which is atomic on POSIX and Windows: killing the process at any
+moment leaves either the old checkpoint or the new one, never half of one. Loading uses
+`torch.load(weights_only=True)`, which refuses to unpickle arbitrary objects.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from fer.errors import WeightsError
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {error})") from None

@@ -1,0 +1,116 @@
+"""The one training configuration: defaults < `--config FILE` (JSON) < explicit command-line flags.
+
+The resolved configuration is saved with every run (`config.json`) and inside every checkpoint, so
+`--config RUN/config.json` reproduces a run.
+"""
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer.errors import FerError
+from fer.models import ARCHITECTURES
+from training.augment import AugmentConfig
+
+AMP_MODES = ("bf16", "fp16", "off")
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # dataset: Kaggle .zip or folder, or fer2013.csv (see training.data)
+    arch: str = "vgg"  # a name in fer.models.ARCHITECTURES
+    epochs: int = 60
+    batch_size: int = 64  # per process; the global batch is batch_size x number of processes
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adamw"
+    lr: float = 0.03  # peak learning rate, reached after warmup, then cosine decay to 0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # not applied to norm weights and biases
+    warmup_epochs: float = 1.0  # linear warmup from 0, counted in epochs
+    label_smoothing: float = 0.1
+    grad_clip: float = 5.0  # max global gradient norm (after unscaling with fp16)
+    ema_decay: float = 0.999  # weights averaged every step; the average is evaluated and exported
+    amp: str = "bf16"  # bf16 autocast (GPU and CPU), fp16 autocast with GradScaler, or off (fp32)
+    device: str = "auto"  # auto picks CUDA, then MPS, then CPU
+    max_samples: int | None = None  # stratified training subset, for smoke runs
+    out: str = "runs/train"  # receives last.pt, best.pt, config.json, metrics.jsonl, tensorboard/
+    resume: bool = False  # continue from OUT/last.pt with the same schedule
+    seed: int = 0
+    eval_batch_size: int = 512
+    compile: bool = False  # torch.compile the model (worth it on GPUs for long runs)
+    dist_timeout_minutes: float = 10.0  # collective operations that hang longer than this fail
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self) -> None:
+        if not self.data:
+            raise FerError("--data is required (a FER2013 .zip, folder or fer2013.csv)")
+        if self.arch not in ARCHITECTURES:
+            raise FerError(f"unknown --arch {self.arch!r}; choose from {', '.join(ARCHITECTURES)}")
+        if self.amp not in AMP_MODES:
+            raise FerError(f"unknown --amp {self.amp!r}; choose from {', '.join(AMP_MODES)}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise FerError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise FerError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise FerError("--lr must be positive")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise FerError("--max-samples must be at least 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise FerError(f"unknown configuration keys: {', '.join(unknown)}")
+        values = dict(values)
+        if isinstance(values.get("augment"), dict):
+            augment = values["augment"]
+            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
+        return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description="Train a FER2013 emotion classifier (single process, or one process per device with torchrun).",
+    )
+    # Every default is None so that only flags the user typed override the config file.
+    parser.add_argument("--data", help="FER2013 .zip, extracted folder, or fer2013.csv")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, help="per process")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"])
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--amp", choices=AMP_MODES)
+    parser.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--max-samples", type=int, help="stratified training subset (smoke runs)")
+    parser.add_argument("--out", help="run folder (default runs/train)")
+    parser.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last.pt")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--config", help="JSON file of TrainConfig fields (a run's config.json works)")
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    args = vars(build_parser().parse_args(argv))
+    config_file = args.pop("config")
+    values = {}
+    if config_file:
+        try:
+            values = json.loads(Path(config_file).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise FerError(f"cannot read --config {config_file}: {error}") from None
+        if not isinstance(values, dict):
+            raise FerError(f"--config {config_file} must hold a JSON object of TrainConfig fields")
+    values.update({key: value for key, value in args.items() if value is not None})
+    config = TrainConfig.from_dict(values)
+    config.validate()
+    return config

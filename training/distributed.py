@@ -1,0 +1,73 @@
+"""Everything rank-related in one place: the training loop asks only `context.is_main`.
+
+torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; without them the process
+runs alone and no process group is created.
+"""
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from fer.device import resolve_device
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes logs, checkpoints and weights, and shows progress."""
+        return self.rank == 0
+
+
+def init_distributed(requested_device: str, timeout_minutes: float) -> DistributedContext:
+    """Join the process group torchrun describes in the environment (NCCL on GPU, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(requested_device, local_rank)
+    if world_size > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend,
+            timeout=timedelta(minutes=timeout_minutes),
+            device_id=device if device.type == "cuda" else None,
+        )
+    return DistributedContext(rank, local_rank, world_size, device)
+
+
+def close_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sum_across_ranks(values: list[float], context: DistributedContext) -> list[float]:
+    """Element-wise sum over all ranks (metrics travel as sums and counts, divided afterwards)."""
+    if not context.is_distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def barrier(context: DistributedContext) -> None:
+    if context.is_distributed:
+        dist.barrier()
+
+
+def restarted_by_torchrun() -> bool:
+    """True in a worker that torchrun restarted (`--max-restarts`): it should resume on its own."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0

@@ -1,0 +1,118 @@
+"""Export a training checkpoint's EMA weights for inference: NAME.safetensors, NAME.json, NAME.onnx.
+
+    fer export runs/train/best.pt --out weights/fer-baseline --data ../shared/data/fer2013.zip
+
+With --data, the card records validation accuracy for every TTA mode and picks the best as the
+model's default. The ONNX graph takes (batch, 1, 48, 48) float pixels in 0..255 and returns logits;
+its outputs are checked against PyTorch's before the export counts as done.
+"""
+
+import datetime
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer.errors import WeightsError
+from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
+from fer.preprocess import INPUT_SIZE
+from fer.tta import TTA_MODES
+from fer.weights import load_model, save_weights
+from training.checkpoint import load_checkpoint
+
+ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes
+
+
+def export_checkpoint(
+    checkpoint_path: str | os.PathLike, prefix: str | os.PathLike, data: str | None = None, onnx: bool = True
+) -> dict:
+    """Write the weights, card and (optionally) ONNX file; return the card."""
+    checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
+    model, _ = load_model(checkpoint_path)  # the EMA weights, with arch and labels checked
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = checkpoint.get("config", {})
+    summary = describe_model(checkpoint["arch"])
+    card = {
+        "name": prefix.name,
+        "arch": checkpoint["arch"],
+        "labels": checkpoint["labels"],
+        "input": {
+            "shape": [1, INPUT_SIZE, INPUT_SIZE],
+            "color": "grayscale",
+            "pixels": "0..255 float; the model normalizes inside",
+            "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
+        },
+        "output": "logits over labels (softmax gives probabilities)",
+        "parameters": summary.parameters,
+        "flops_per_face": summary.flops_per_face,
+        "epoch": checkpoint.get("epoch"),
+        "metrics": {"validation": {"none": {"accuracy": checkpoint.get("val_accuracy")}}},
+        "default_tta": "none",
+        "dataset": {
+            "name": "FER2013",
+            "source": Path(config.get("data", "")).name,
+            "trained_on": "Training split"
+            + (f" (stratified subset of {config['max_samples']})" if config.get("max_samples") else ""),
+            "selected_on": "PublicTest split (validation)",
+        },
+        "training": {"config": config},
+        "git_commit": _git_commit(),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if data is not None:
+        card["metrics"]["validation"], card["default_tta"] = _validation_metrics(model, card, data)
+    save_weights(model.state_dict(), card, prefix)
+    if onnx:
+        export_onnx(model, prefix.with_name(prefix.name + ".onnx"))
+    return card
+
+
+def _validation_metrics(model, card, data) -> tuple[dict, str]:
+    from fer.predictor import Predictor
+    from training.data import VALIDATION, load_splits, select_split
+    from training.evaluate import evaluate_predictor
+
+    split = select_split(load_splits(data), VALIDATION, data)
+    metrics = {}
+    for tta in TTA_MODES:
+        report = evaluate_predictor(Predictor(model, card, torch.device("cpu"), tta), split.images, split.labels)
+        metrics[tta] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
+    model.float()
+    best = max(TTA_MODES, key=lambda tta: metrics[tta]["accuracy"])
+    return metrics, best
+
+
+def export_onnx(model: torch.nn.Module, path: Path) -> None:
+    """ONNX with a dynamic batch axis, verified against PyTorch with onnxruntime."""
+    import onnxruntime
+
+    model = model.float().cpu().eval()
+    example = torch.rand(2, 1, INPUT_SIZE, INPUT_SIZE) * 255
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["pixels"],
+        output_names=["logits"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,  # the TorchScript exporter: no onnxscript needed, stable for plain CNNs
+    )
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    check = torch.rand(5, 1, INPUT_SIZE, INPUT_SIZE) * 255  # another batch size than the example
+    with torch.no_grad():
+        expected = model(check).numpy()
+    actual = session.run(["logits"], {"pixels": check.numpy()})[0]
+    if not np.allclose(actual, expected, atol=ONNX_TOLERANCE):
+        raise WeightsError(f"the ONNX export {path} differs from PyTorch by {np.abs(actual - expected).max():.2e}")
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
