@@ -18,7 +18,7 @@ from fer.device import resolve_device
 from fer.faces import HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
-from fer.preprocess import ColorOrder, to_gray48
+from fer.preprocess import ColorOrder, to_gray48, to_uint8
 from fer.tta import TTA_MODES, predict_probabilities
 from fer.weights import load_model
 
@@ -95,7 +95,7 @@ class Predictor:
         """One result per face found (largest first); with detect=False the whole image is one face.
         `image`: a path, encoded bytes, a PIL image, or an array in `color_order`."""
         if isinstance(image, np.ndarray):
-            array = image
+            array = to_uint8(image)
             if array.ndim == 3 and color_order == "BGR":
                 array = array[:, :, 2::-1] if array.shape[2] == 4 else array[:, :, ::-1]
             elif array.ndim == 3 and array.shape[2] == 4:

@@ -32,7 +32,7 @@ def to_gray48(face, color_order: ColorOrder = "RGB") -> np.ndarray:
         raise ValueError(f"expected a (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"empty image of shape {array.shape}")
-    array = _to_uint8(array)
+    array = to_uint8(array)
     if array.ndim == 3:
         codes = {
             ("RGB", 3): cv2.COLOR_RGB2GRAY,
@@ -49,7 +49,8 @@ def to_gray48(face, color_order: ColorOrder = "RGB") -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit pixels from uint8, uint16, bool, float (0..1 or 0..255) or other integer arrays."""
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.uint16:

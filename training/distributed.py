@@ -71,3 +71,25 @@ def barrier(context: DistributedContext) -> None:
 def restarted_by_torchrun() -> bool:
     """True in a worker that torchrun restarted (`--max-restarts`): it should resume on its own."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
+@torch.no_grad()
+def average_buffers(module: torch.nn.Module, context: DistributedContext) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over all ranks, in place.
+
+    DDP keeps parameters identical, but each rank updates BatchNorm statistics from its own batches,
+    so without this every rank would evaluate and checkpoint a slightly different model.
+    """
+    if not context.is_distributed:
+        return
+    buffers = [buffer for buffer in module.buffers() if buffer.is_floating_point()]
+    if not buffers:
+        return
+    flat = torch.cat([buffer.reshape(-1) for buffer in buffers]).to(torch.float64)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= context.world_size
+    offset = 0
+    for buffer in buffers:
+        count = buffer.numel()
+        buffer.copy_(flat[offset : offset + count].view_as(buffer))
+        offset += count

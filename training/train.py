@@ -37,6 +37,7 @@ from training.config import TrainConfig, parse_config
 from training.data import TRAIN, VALIDATION, LabeledImages, load_splits, select_split, stratified_subset
 from training.distributed import (
     DistributedContext,
+    average_buffers,
     barrier,
     close_distributed,
     init_distributed,
@@ -119,6 +120,8 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         scaler.load_state_dict(checkpoint["scaler"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         start_epoch, best_accuracy = checkpoint["epoch"], checkpoint["best_accuracy"]
+        if context.is_main:
+            _drop_metrics_after(out / "metrics.jsonl", start_epoch)
         log.info(f"resumed from {out / 'last.pt'} after epoch {start_epoch}/{config.epochs}")
 
     net = model
@@ -147,6 +150,8 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
             net, model, ema, optimizer, scheduler, scaler, train_x, train_y, epoch, steps_per_epoch, config, context
         )
         epoch_seconds = time.perf_counter() - epoch_start
+        average_buffers(model, context)  # every rank evaluates and saves the same model
+        average_buffers(ema.module, context)
         val_loss, val_accuracy = evaluate_accuracy(ema.module, val_x, val_y, config, context)
         improved = val_accuracy > best_accuracy
         best_accuracy = max(best_accuracy, val_accuracy)
@@ -315,6 +320,16 @@ def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:
     for name in RESUME_MAY_CHANGE:
         setattr(saved, name, getattr(requested, name))
     return saved
+
+
+def _drop_metrics_after(path: Path, epoch: int) -> None:
+    """A crash between logging an epoch and checkpointing it would log that epoch twice on resume."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["epoch"] <= epoch]
+    if len(kept) != len(rows):
+        path.write_text("".join(line + "\n" for line in kept))
 
 
 def _progress_bar(steps: int, description: str, context: DistributedContext):

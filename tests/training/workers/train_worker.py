@@ -34,8 +34,11 @@ def train_one_epoch_that_dies_once(*args, **kwargs):
 train_module.train_one_epoch = train_one_epoch_that_dies_once
 
 if __name__ == "__main__":
+    import logging
+
     from training.config import parse_config
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # as training.train.main does
     model, ema = train_module.train(parse_config(sys.argv[1:]))
     report_dir = os.environ.get("FER_TEST_REPORT_DIR")
     if report_dir:

@@ -1,0 +1,95 @@
+import json
+
+from PIL import Image
+
+from tests.conftest import run_python
+
+
+def fer(*args, **kwargs):
+    return run_python("-m", "fer.cli", *args, **kwargs)
+
+
+def astronaut_file(tmp_path):
+    from skimage import data
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+def test_predict_json(exported_weights, tmp_path):
+    image = astronaut_file(tmp_path)
+    result = fer("predict", str(image), "--json", "--weights", str(exported_weights), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    answer = json.loads(line)
+    assert answer["path"] == str(image) and len(answer["faces"]) == 1
+    assert set(answer["faces"][0]) == {"box", "emotion", "score", "scores"}
+
+
+def test_predict_text_and_no_detect(exported_weights, tmp_path):
+    image = astronaut_file(tmp_path)
+    result = fer("predict", str(image), "--no-detect", "--weights", str(exported_weights), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert f"{image}: 1 face" in result.stdout and "box [0, 0, 512, 512]" in result.stdout
+
+
+def test_predict_keeps_going_past_a_bad_file_then_exits_2(exported_weights, tmp_path):
+    image = astronaut_file(tmp_path)
+    result = fer(
+        "predict", str(tmp_path / "missing.jpg"), str(image), "--weights", str(exported_weights), "--device", "cpu"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fer: error: no such file: {tmp_path / 'missing.jpg'}"
+    assert f"{image}: 1 face" in result.stdout
+
+
+def test_unreadable_image_is_one_line(exported_weights, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    result = fer("predict", str(bad), "--weights", str(exported_weights), "--device", "cpu")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "cannot read" in result.stderr
+
+
+def test_missing_weights_and_data_exit_2(tmp_path, kaggle_zip):
+    result = fer("predict", "x.jpg", "--weights", str(tmp_path / "none.safetensors"))
+    assert result.returncode == 2 and "no weights file" in result.stderr and "Traceback" not in result.stderr
+    result = fer("evaluate", str(tmp_path / "none.zip"), "--weights", str(tmp_path / "none.pt"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_bad_flag_values_exit_2():
+    for args in (["predict", "x.jpg", "--tta", "sideways"], ["evaluate", "d.zip", "--split", "dev"], ["frobnicate"]):
+        result = fer(*args)
+        assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = fer("predict", "x.jpg", "--weights", str(tmp_path / "none.safetensors"), "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr and "WeightsError" in result.stderr
+
+
+def test_models_lists_every_architecture():
+    result = fer("models")
+    assert result.returncode == 0
+    for name in ("vgg", "vgg_slim", "resnet18", "resnet_slim"):
+        assert name in result.stdout
+    assert "MFLOPs/face" in result.stdout
+
+
+def test_export_command(trained_checkpoint, tmp_path):
+    result = fer("export", str(trained_checkpoint), "--out", str(tmp_path / "w"), "--no-onnx")
+    assert result.returncode == 0, result.stderr
+    assert "exported vgg_slim" in result.stdout
+    assert (tmp_path / "w.safetensors").exists() and (tmp_path / "w.json").exists()
+
+
+def test_installed_console_script(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = shutil.which("fer") or str(Path(sys.executable).parent / "fer")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("fer ")

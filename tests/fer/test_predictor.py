@@ -1,0 +1,136 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.errors import FerError
+from fer.images import read_image
+from fer.labels import EMOTIONS
+from fer.predictor import FaceResult, Predictor
+
+ASTRONAUT_FACE = (177, 67, 93, 93)  # where the Haar cascade finds Eileen Collins' face
+
+
+@pytest.fixture(scope="module")
+def predictor(exported_weights):
+    return Predictor.load(exported_weights, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+
+    return data.astronaut()  # (512, 512, 3) RGB photograph shipped inside scikit-image
+
+
+def test_predict_faces_accepts_every_crop_kind(predictor):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    color = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    pil = Image.fromarray(color)
+    probabilities = predictor.predict_faces([gray, color, pil])
+    assert probabilities.shape == (3, 7) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities[1], probabilities[2], atol=1e-6)  # array and PIL: same face
+    assert predictor.predict_faces([]).shape == (0, 7)
+
+
+def test_batches_give_the_same_answer_as_single_faces(exported_weights):
+    predictor = Predictor.load(exported_weights, device="cpu")
+    predictor.batch_size = 3
+    faces = list(np.random.default_rng(1).integers(0, 256, (8, 48, 48), dtype=np.uint8))
+    together = predictor.predict_faces(faces)
+    alone = np.concatenate([predictor.predict_faces([face]) for face in faces])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
+def test_every_tta_mode_gives_probabilities(exported_weights, tta):
+    predictor = Predictor.load(exported_weights, device="cpu", tta=tta)
+    probabilities = predictor.predict_faces([np.full((48, 48), 100, np.uint8)])
+    assert probabilities.shape == (1, 7) and abs(probabilities.sum() - 1) < 1e-5
+
+
+def test_flip_tta_of_a_symmetric_face_equals_no_tta(exported_weights):
+    face = np.random.default_rng(2).integers(0, 256, (48, 24), dtype=np.uint8)
+    symmetric = np.hstack([face, face[:, ::-1]])
+    plain = Predictor.load(exported_weights, device="cpu", tta="none").predict_faces([symmetric])
+    flipped = Predictor.load(exported_weights, device="cpu", tta="flip").predict_faces([symmetric])
+    np.testing.assert_allclose(plain, flipped, atol=1e-5)
+
+
+def test_predict_image_finds_the_face_in_a_photograph(predictor, astronaut):
+    faces = predictor.predict_image(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert isinstance(face, FaceResult)
+    assert all(abs(a - b) <= 10 for a, b in zip(face.box, ASTRONAUT_FACE))
+    assert face.emotion in EMOTIONS and face.score == max(face.scores.values())
+    assert abs(sum(face.scores.values()) - 1) < 1e-5
+    assert face.to_dict()["box"] == list(face.box)
+
+
+def test_bgr_frames_give_the_same_result_as_rgb(predictor, astronaut):
+    rgb = predictor.predict_image(astronaut)[0]
+    bgr = predictor.predict_image(astronaut[:, :, ::-1].copy(), color_order="BGR")[0]
+    assert rgb.box == bgr.box
+    assert rgb.scores == pytest.approx(bgr.scores, abs=1e-5)
+
+
+def test_no_face_gives_an_empty_list_and_no_detect_uses_the_whole_image(predictor):
+    blank = np.full((200, 300, 3), 127, np.uint8)
+    assert predictor.predict_image(blank) == []
+    (whole,) = predictor.predict_image(blank, detect=False)
+    assert whole.box == (0, 0, 300, 200)
+
+
+def test_paths_and_bytes_are_read(predictor, astronaut, tmp_path):
+    path = tmp_path / "astronaut.jpg"
+    Image.fromarray(astronaut).save(path, quality=95)
+    from_path = predictor.predict_image(str(path))
+    from_bytes = predictor.predict_image(path.read_bytes())
+    assert len(from_path) == len(from_bytes) == 1 and from_path[0].box == from_bytes[0].box
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (60, 40), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    assert read_image(buffer.getvalue()).shape == (60, 40, 3)
+
+
+def test_palette_transparent_and_16_bit_images_are_read():
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([255, 0, 0] * 256)
+    assert read_image(palette)[0, 0].tolist() == [255, 0, 0]
+    transparent = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert read_image(transparent)[0, 0].tolist() == [255, 255, 255]
+    deep = Image.fromarray(np.full((8, 8), 65535, np.uint16))
+    assert read_image(deep).dtype == np.uint8 and read_image(deep)[0, 0] == 255
+
+
+def test_unreadable_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(FerError, match="no such file"):
+        read_image(tmp_path / "missing.jpg")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FerError, match="cannot read"):
+        read_image(tmp_path / "notes.txt")
+    full = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(full, format="PNG")
+    with pytest.raises(FerError, match="cannot read"):
+        read_image(full.getvalue()[:60])  # truncated
+
+
+def test_fer_weights_environment_variable_picks_the_default(exported_weights, monkeypatch):
+    monkeypatch.setenv("FER_WEIGHTS", str(exported_weights))
+    assert Predictor.load(device="cpu").card["arch"] == "vgg_slim"
+
+
+def test_shipped_weights_predict_out_of_the_box(astronaut):
+    predictor = Predictor.load(device="cpu")  # weights/ in the repository
+    assert predictor.card["labels"] == list(EMOTIONS)
+    (face,) = predictor.predict_image(astronaut)
+    assert face.emotion in EMOTIONS

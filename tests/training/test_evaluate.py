@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_python
+from training.evaluate import compute_metrics
+
+
+def test_metrics_match_hand_computed_numbers():
+    # Classes: 0 angry, 3 happy, 6 neutral. Truth and predictions:
+    truth = [0, 0, 0, 3, 3, 6, 6, 6, 6, 6]
+    predicted = [0, 0, 3, 3, 3, 6, 6, 6, 0, 3]
+    report = compute_metrics(np.array(truth), np.array(predicted))
+    assert report["n"] == 10
+    assert report["accuracy"] == pytest.approx(7 / 10)
+    angry, happy, neutral = (report["per_class"][e] for e in ("angry", "happy", "neutral"))
+    # angry: 2 right of 3 true, 2 right of 3 predicted
+    assert (angry["precision"], angry["recall"], angry["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    # happy: 2 right of 2 true, 2 right of 4 predicted -> F1 = 2 * 0.5 * 1 / 1.5
+    assert (happy["precision"], happy["recall"]) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert happy["f1"] == pytest.approx(2 / 3)
+    # neutral: 3 right of 5 true, 3 right of 3 predicted -> F1 = 2 * 1 * 0.6 / 1.6 = 0.75
+    assert neutral["f1"] == pytest.approx(0.75)
+    # macro F1 over the three classes present
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.75) / 3)
+    # a class never present or predicted: zeros, not NaN
+    assert report["per_class"]["disgust"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (7, 7) and matrix.sum() == 10
+    assert matrix[0, 0] == 2 and matrix[0, 3] == 1 and matrix[6, 0] == 1 and matrix[6, 3] == 1 and matrix[6, 6] == 3
+    assert report["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def test_fer_evaluate_json_on_a_checkpoint(kaggle_zip, trained_checkpoint, tmp_path):
+    plot = tmp_path / "cm.png"
+    result = run_python(
+        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--split", "validation", "--weights", str(trained_checkpoint),
+        "--json", "--plot", str(plot), "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # exactly one JSON object on stdout
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n", "tta"} <= set(report)
+    assert report["n"] == 35  # 5 PublicTest faces per emotion
+    assert sum(row["support"] for row in report["per_class"].values()) == 35
+    assert sum(map(sum, report["confusion_matrix"])) == 35
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fer_evaluate_test_split_and_tta(kaggle_zip, trained_checkpoint):
+    result = run_python(
+        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--split", "test", "--weights", str(trained_checkpoint),
+        "--tta", "tencrop", "--json", "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 21 and report["tta"] == "tencrop"
+
+
+def test_fer_evaluate_prints_a_table(kaggle_zip, trained_checkpoint):
+    result = run_python(
+        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(trained_checkpoint), "--device", "cpu"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "confusion matrix" in result.stdout and "neutral" in result.stdout

@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from fer.errors import WeightsError
+from fer.weights import file_sha256, load_model
+from training.checkpoint import load_checkpoint
+from training.export import export_checkpoint
+
+
+def test_export_writes_weights_card_and_onnx(exported_weights, trained_checkpoint):
+    prefix = exported_weights.with_suffix("")
+    card = json.loads(prefix.with_suffix(".json").read_text())
+    assert card["arch"] == "vgg_slim"
+    assert card["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert card["input"]["shape"] == [1, 48, 48] and card["input"]["normalization"]["std"] > 0
+    assert card["sha256"] == file_sha256(exported_weights)
+    assert card["training"]["config"]["epochs"] == 2 and card["dataset"]["name"] == "FER2013"
+    assert card["parameters"] > 0 and card["flops_per_face"] > 0
+    assert prefix.with_suffix(".onnx").stat().st_size > 0
+
+
+def test_exported_weights_are_the_checkpoints_ema(exported_weights, trained_checkpoint):
+    model, _ = load_model(exported_weights)
+    ema = load_checkpoint(trained_checkpoint)["ema"]["module"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, ema[name]), name
+
+
+def test_onnx_matches_pytorch_for_any_batch_size(exported_weights):
+    model, _ = load_model(exported_weights)
+    session = onnxruntime.InferenceSession(
+        str(exported_weights.with_suffix(".onnx")), providers=["CPUExecutionProvider"]
+    )
+    for batch in (1, 7, 64):
+        pixels = np.random.default_rng(batch).uniform(0, 255, (batch, 1, 48, 48)).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(pixels)).numpy()
+        (actual,) = session.run(None, {"pixels": pixels})
+        np.testing.assert_allclose(actual, expected, atol=1e-3)
+
+
+def test_export_with_data_records_accuracy_for_every_tta(trained_checkpoint, kaggle_zip, tmp_path):
+    card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(kaggle_zip), onnx=False)
+    assert set(card["metrics"]["validation"]) == {"none", "flip", "tencrop"}
+    best = max(card["metrics"]["validation"].values(), key=lambda m: m["accuracy"])
+    assert card["metrics"]["validation"][card["default_tta"]] == best
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_exporting_a_non_checkpoint_fails_clearly(tmp_path):
+    torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match="is not a fer training checkpoint"):
+        export_checkpoint(tmp_path / "other.pt", tmp_path / "x")

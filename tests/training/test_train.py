@@ -1,0 +1,270 @@
+"""The trainer as users run it: `python -m training.train` and real `torchrun` processes on CPU/gloo."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, run_python
+from training.checkpoint import load_checkpoint
+
+WORKER = str(Path(__file__).parent / "workers" / "train_worker.py")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
+def train_args(data, out, *extra):
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--arch",
+        "vgg_slim",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "16",
+        *extra,
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun_env(report_dir=None, **extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", **extra}
+    if report_dir is not None:
+        env["FER_TEST_REPORT_DIR"] = str(report_dir)
+    return env
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs"
+
+
+def test_single_process_writes_the_run_folder(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2"))
+    assert result.returncode == 0, result.stderr
+    assert {"last.pt", "best.pt", "config.json", "metrics.jsonl", "tensorboard"} <= {p.name for p in out.iterdir()}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(0 <= row["val_accuracy"] <= 1 and row["images_per_second"] > 0 for row in rows)
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert "epoch 2/2" in result.stderr and "val loss" in result.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 2 and config["arch"] == "vgg_slim" and config["data"] == str(kaggle_zip)
+    checkpoint = load_checkpoint(out / "last.pt")
+    expected_keys = {"model", "ema", "optimizer", "scheduler", "scaler", "epoch", "rng", "config", "labels", "arch"}
+    assert expected_keys <= set(checkpoint)
+    assert checkpoint["epoch"] == 2 and checkpoint["labels"] == [
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "neutral",
+    ]
+    assert not any(key.startswith(("module.", "_orig_mod.")) for key in checkpoint["model"])
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16", "off"])
+def test_every_amp_mode_trains_on_cpu(kaggle_zip, tmp_path, amp):
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = TrainConfig(
+        data=str(kaggle_zip), arch="resnet_slim", epochs=1, batch_size=32, device="cpu", amp=amp, out=str(tmp_path)
+    )
+    model, ema = train(config)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
+    assert checkpoint["scaler"].get("scale", 1.0) > 0 if amp == "fp16" else True
+    assert ema.updates == 140 // 32
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    args = ["--epochs", "3", "--seed", "7"]
+    assert run_python(WORKER, *train_args(kaggle_zip, straight, *args)).returncode == 0
+
+    crash = {"FER_TEST_DIE_AT_EPOCH": "2", "FER_TEST_DIE_MARKER": str(tmp_path / "died")}
+    crashed = run_python(WORKER, *train_args(kaggle_zip, interrupted, *args), env=crash)
+    assert crashed.returncode == 17, crashed.stderr
+    assert load_checkpoint(interrupted / "last.pt")["epoch"] == 2
+
+    resumed = run_python("-m", "training.train", *train_args(kaggle_zip, interrupted, *args, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr and "after epoch 2/3" in resumed.stderr
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    assert_same_weights(a["model"], b["model"])
+    assert_same_weights(a["ema"]["module"], b["ema"]["module"])
+    assert len((interrupted / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_keeps_the_checkpoint_schedule(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1")).returncode == 0
+    again = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--lr", "0.5", "--resume"))
+    assert again.returncode == 0
+    assert "ignoring changed lr" in again.stderr
+
+
+def test_torchrun_two_processes_end_with_identical_weights(kaggle_zip, tmp_path):
+    out, report = tmp_path / "run", tmp_path / "report"
+    report.mkdir()
+    command = [*TORCHRUN, "--standalone", "--nproc_per_node=2", WORKER, *train_args(kaggle_zip, out, "--epochs", "2")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=torchrun_env(report), cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(report / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert_same_weights(rank0["model"], rank1["model"])
+    assert_same_weights(rank0["ema"], rank1["ema"])
+    # Only rank 0 wrote the run folder, once: one metrics line per epoch, not one per rank.
+    assert {p.name for p in out.iterdir()} == {"last.pt", "best.pt", "config.json", "metrics.jsonl", "tensorboard"}
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len(list((out / "tensorboard").iterdir())) == 1
+    assert result.stderr.count("epoch 2/2  train loss") == 1
+    assert "2 process(es)" in result.stderr
+    # The checkpoint holds what the ranks ended with.
+    assert_same_weights(load_checkpoint(out / "last.pt")["model"], rank0["model"])
+
+
+def test_torchrun_two_nodes_on_loopback(kaggle_zip, tmp_path):
+    out, report = tmp_path / "run", tmp_path / "report"
+    report.mkdir()
+    port = free_port()
+    node = [
+        *TORCHRUN,
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        "--rdzv-id=fer-test",
+        "--local-addr=127.0.0.1",
+        WORKER,
+        *train_args(kaggle_zip, out, "--epochs", "1"),
+    ]
+    nodes = [
+        subprocess.Popen(
+            node, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=torchrun_env(report), cwd=REPO
+        )
+        for _ in range(2)
+    ]
+    outputs = [n.communicate(timeout=240) for n in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], "\n".join(err[-2000:] for _, err in outputs)
+    rank0, rank1 = (torch.load(report / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert_same_weights(rank0["model"], rank1["model"])
+    assert (out / "last.pt").exists()
+
+
+def test_torchrun_restarts_a_dead_worker_which_resumes(kaggle_zip, tmp_path):
+    out, report = tmp_path / "run", tmp_path / "report"
+    report.mkdir()
+    marker = tmp_path / "died"
+    command = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        "--max-restarts=1",
+        WORKER,
+        *train_args(kaggle_zip, out, "--epochs", "3"),
+    ]
+    env = torchrun_env(report, FER_TEST_DIE_AT_EPOCH="1", FER_TEST_DIE_MARKER=str(marker))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker.exists(), "the worker never died, so nothing was tested"
+    assert "resumed from" in result.stderr and "after epoch 1/3" in result.stderr
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+
+def test_config_file_is_overridden_by_flags(kaggle_zip, tmp_path):
+    from training.config import parse_config
+
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"data": str(kaggle_zip), "epochs": 9, "lr": 0.2, "arch": "resnet_slim"}))
+    config = parse_config(["--config", str(config_file), "--epochs", "4"])
+    assert (config.epochs, config.lr, config.arch) == (4, 0.2, "resnet_slim")
+
+
+def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
+    from training.config import parse_config
+
+    out = tmp_path / "run"
+    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1")).returncode == 0
+    reloaded = parse_config(["--config", str(out / "config.json")])
+    assert json.loads(json.dumps(reloaded.to_dict())) == json.loads((out / "config.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "1"], "--data is required"),
+        (["--data", "missing.zip"], "no dataset at missing.zip"),
+        (["--data", "{zip}", "--batch-size", "1000"], "fewer than one batch"),
+        (["--data", "{zip}", "--epochs", "0"], "--epochs must be at least 1"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(kaggle_zip, tmp_path, args, message):
+    args = [arg.replace("{zip}", str(kaggle_zip)) for arg in args]
+    result = run_python("-m", "training.train", *args, "--out", str(tmp_path / "run"), "--device", "cpu")
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_flag_value_exits_2(tmp_path):
+    result = run_python("-m", "training.train", "--data", "x.zip", "--amp", "fp8")
+    assert result.returncode == 2 and "invalid choice: 'fp8'" in result.stderr
+
+
+def test_config_file_errors_are_clear(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text('{"epochs": 2, "lr_max": 1}')
+    result = run_python("-m", "training.train", "--config", str(bad))
+    assert result.returncode == 2 and "unknown configuration keys: lr_max" in result.stderr
+    bad.write_text("{not json")
+    result = run_python("-m", "training.train", "--config", str(bad))
+    assert result.returncode == 2 and "cannot read --config" in result.stderr
+
+
+def test_cuda_requested_without_a_gpu_is_a_clear_error(kaggle_zip, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_python("-m", "training.train", "--data", str(kaggle_zip), "--device", "cuda", "--out", str(tmp_path))
+    assert result.returncode == 2 and "no CUDA GPU is available" in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_gpu_with_bf16(kaggle_zip, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    train(TrainConfig(data=str(kaggle_zip), arch="vgg_slim", epochs=1, batch_size=32, device="cuda", out=str(tmp_path)))
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2")).returncode == 0
+    checkpoint = load_checkpoint(out / "last.pt")
+    checkpoint["epoch"] = 1  # as if the crash came after logging epoch 2 but before checkpointing it
+    from training.checkpoint import save_checkpoint
+
+    save_checkpoint(checkpoint, out / "last.pt")
+    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2", "--resume")).returncode == 0
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
