@@ -41,9 +41,18 @@ def init_distributed(requested_device: str, timeout_minutes: float) -> Distribut
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = timedelta(minutes=timeout_minutes)
+        # torchrun's env:// store can outlive a restart (--max-restarts): without a namespace per
+        # attempt, a restarted rank may read a dead peer's address left by the previous attempt
+        # and fail with "connection refused" (seen with gloo; pytorch/pytorch#167288).
+        store, _, _ = next(dist.rendezvous("env://", timeout=timeout))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
             backend,
-            timeout=timedelta(minutes=timeout_minutes),
+            store=dist.PrefixStore(f"fer/attempt{attempt}", store),
+            rank=rank,
+            world_size=world_size,
+            timeout=timeout,
             device_id=device if device.type == "cuda" else None,
         )
     return DistributedContext(rank, local_rank, world_size, device)

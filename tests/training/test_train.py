@@ -182,7 +182,7 @@ def test_torchrun_restarts_a_dead_worker_which_resumes(kaggle_zip, tmp_path):
         *train_args(kaggle_zip, out, "--epochs", "3"),
     ]
     env = torchrun_env(report, FER_TEST_DIE_AT_EPOCH="1", FER_TEST_DIE_MARKER=str(marker))
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=200, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert marker.exists(), "the worker never died, so nothing was tested"
     assert "resumed from" in result.stderr and "after epoch 1/3" in result.stderr
