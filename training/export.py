@@ -90,14 +90,17 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
 
     model = model.float().cpu().eval()
     example = torch.rand(2, 1, INPUT_SIZE, INPUT_SIZE) * 255
+    batch = torch.export.Dim("batch", min=1, max=65_536)
     torch.onnx.export(
         model,
         (example,),
         str(path),
         input_names=["pixels"],
         output_names=["logits"],
-        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-        dynamo=False,  # the TorchScript exporter: no onnxscript needed, stable for plain CNNs
+        dynamic_shapes=({0: batch},),
+        dynamo=True,
+        external_data=False,  # one self-contained file; our models are far below protobuf's 2 GB limit
+        verbose=False,
     )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     check = torch.rand(5, 1, INPUT_SIZE, INPUT_SIZE) * 255  # another batch size than the example
