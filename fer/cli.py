@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    # Warnings only (skipped images, ignored caches): libraries such as onnxscript log chatty INFO lines.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     handler = {
         "predict": run_predict,
         "evaluate": run_evaluate,
