@@ -59,9 +59,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(
-        f"machine: {machine(device)}; torch {torch.__version__}; batch {args.batch_size}; median of {args.runs} after {args.warmup} warm-up steps"
-    )
+    print(f"machine: {machine(device)}; torch {torch.__version__}; batch {args.batch_size}")
+    print(f"images/s: median of {args.runs} steps after {args.warmup} warm-up steps")
     print(f"{'architecture':<14}{'amp':<6}{'images/s':>10}")
     for name in args.archs:
         for amp in args.amp:
