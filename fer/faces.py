@@ -38,7 +38,10 @@ class HaarFaceDetector:
             if not hasattr(cv2, "data"):
                 raise FerError("this OpenCV has no bundled Haar cascades; install opencv-python-headless 4.x")
             cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(str(cascade_path))
+        try:
+            self.cascade = cv2.CascadeClassifier(str(cascade_path))
+        except (cv2.error, SystemError):  # an invalid XML file raises inside OpenCV's constructor
+            raise FerError(f"cannot load the Haar cascade {cascade_path}") from None
         if self.cascade.empty():
             raise FerError(f"cannot load the Haar cascade {cascade_path}")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size

@@ -87,9 +87,18 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
     return _build(card["arch"], card["labels"], state_dict, str(tensors_path)), card
 
 
-def _load_checkpoint_model(path: Path) -> tuple[nn.Module, dict]:
-    from training.checkpoint import load_checkpoint  # a checkpoint only exists where training is installed
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A training checkpoint's contents, read with `weights_only=True`: tensors and plain data only."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a truncated or foreign file
+        raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {error})") from None
 
+
+def _load_checkpoint_model(path: Path) -> tuple[nn.Module, dict]:
     checkpoint = load_checkpoint(path)
     try:
         arch, labels, state_dict = checkpoint["arch"], checkpoint["labels"], checkpoint["ema"]["module"]

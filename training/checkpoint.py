@@ -3,7 +3,7 @@
 A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one with `os.replace`, which is atomic on POSIX and Windows: killing the process at any
 moment leaves either the old checkpoint or the new one, never half of one. Loading uses
-`torch.load(weights_only=True)`, which refuses to unpickle arbitrary objects.
+`torch.load(weights_only=True)` (`fer.weights.load_checkpoint`), which refuses to unpickle objects.
 """
 
 import os
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from fer.errors import WeightsError
+from fer.weights import load_checkpoint  # noqa: F401  (the reader lives in the library)
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
@@ -28,13 +28,3 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {error})") from None

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -108,31 +109,17 @@ def _decode(path: Path) -> dict[str, LabeledImages]:
     if path.suffix.lower() == ".csv":
         return _read_csv(path)
     if path.is_dir():
-        entries = _directory_entries(path)
-    elif zipfile.is_zipfile(path):
-        entries = _zip_entries(path)
-    else:
-        raise DataError(f"{path} is not a FER2013 dataset: expected a .zip or directory of emotion folders, or a .csv")
-    return _read_image_entries(path, entries)
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return _read_image_entries(path, [(p.relative_to(path).as_posix(), p.read_bytes) for p in files])
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(name for name in archive.namelist() if not name.endswith("/"))
+            return _read_image_entries(path, [(name, partial(archive.read, name)) for name in names])
+    raise DataError(f"{path} is not a FER2013 dataset: expected a .zip or directory of emotion folders, or a .csv")
 
 
 # (relative POSIX path, function returning the file's bytes)
 Entry = tuple[str, Callable[[], bytes]]
-
-
-def _directory_entries(root: Path) -> list[Entry]:
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return [(p.relative_to(root).as_posix(), p.read_bytes) for p in files]
-
-
-def _zip_entries(path: Path) -> list[Entry]:
-    archive = zipfile.ZipFile(path)
-    names = sorted(name for name in archive.namelist() if not name.endswith("/"))
-    return [(name, _zip_reader(archive, name)) for name in names]
-
-
-def _zip_reader(archive: zipfile.ZipFile, name: str) -> Callable[[], bytes]:
-    return lambda: archive.read(name)
 
 
 def _is_image(relative: str) -> bool:

@@ -1,0 +1,46 @@
+import cv2
+import numpy as np
+import pytest
+
+from fer.errors import FerError
+from fer.faces import HaarFaceDetector, YuNetFaceDetector
+
+
+def test_haar_finds_the_face_in_gray_and_rgb_photographs():
+    from skimage import data
+
+    rgb = data.astronaut()
+    detector = HaarFaceDetector()
+    boxes = detector.detect(rgb)
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert 150 < x < 200 and 50 < y < 90 and 80 < w < 110 and w == h
+    gray = rgb.mean(axis=2).astype(np.uint8)
+    assert len(detector.detect(gray)) == 1
+
+
+def test_faces_come_largest_first():
+    from skimage import data
+
+    photo = data.astronaut()  # (512, 512, 3)
+    smaller = cv2.resize(photo, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+    canvas = np.full((512, 512 + smaller.shape[1], 3), 128, np.uint8)
+    canvas[:, :512] = photo
+    canvas[: smaller.shape[0], 512:] = smaller  # the same face at 60% on the right
+    boxes = HaarFaceDetector().detect(canvas)
+    assert len(boxes) == 2
+    (big_x, _, big_w, _), (small_x, _, small_w, _) = boxes
+    assert big_w > small_w and big_x < 512 < small_x
+
+
+def test_a_blank_image_has_no_faces():
+    assert HaarFaceDetector().detect(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def test_unloadable_detectors_are_clear_errors(tmp_path):
+    bad = tmp_path / "cascade.xml"
+    bad.write_text("<not a cascade/>")
+    with pytest.raises(FerError, match="cannot load the Haar cascade"):
+        HaarFaceDetector(bad)
+    with pytest.raises(FerError, match="no YuNet model at"):
+        YuNetFaceDetector(tmp_path / "face_detection_yunet.onnx")
