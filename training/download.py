@@ -95,8 +95,7 @@ def _unpack_competition(dest: Path) -> Path:
     _extract(archive, target)
     nested = target / "fer2013.tar.gz"  # the competition zip wraps fer2013/fer2013.csv in a tarball
     if nested.is_file():
-        with tarfile.open(nested) as tar:
-            tar.extractall(target, filter="data")
+        _extract_tarball(nested, target)
     found = sorted(target.rglob("fer2013.csv"))
     if not found:
         raise FerError(f"no fer2013.csv in the competition download at {target}")
@@ -117,6 +116,21 @@ def _extract(archive: Path, target: Path) -> None:
                 zipped.extract(member, target)  # zipfile refuses names that escape target
     except zipfile.BadZipFile as error:
         raise FerError(f"{archive} is not a valid zip file ({error}); delete it and download again") from None
+
+
+def _extract_tarball(tarball: Path, target: Path) -> None:
+    with tarfile.open(tarball) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+: refuses links and paths outside target
+            try:
+                tar.extractall(target, filter="data")
+            except tarfile.FilterError as error:
+                raise FerError(f"{tarball} holds an unsafe entry ({error}); refusing to unpack it") from None
+            return
+        root = target.resolve()
+        for member in tar.getmembers():
+            if not (member.isfile() or member.isdir()) or not (root / member.name).resolve().is_relative_to(root):
+                raise FerError(f"{tarball} holds an unsafe entry {member.name!r}; refusing to unpack it")
+        tar.extractall(target)
 
 
 def count_images(folder: Path) -> int:

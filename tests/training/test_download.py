@@ -111,3 +111,19 @@ def test_missing_credentials_exit_2_with_both_ways_in_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "~/.kaggle/kaggle.json" in lines[0] and "KAGGLE_USERNAME and KAGGLE_KEY" in lines[0]
+
+
+def test_a_tarball_escaping_the_folder_is_refused(tmp_path):
+    class Malicious(FakeKaggleApi):
+        def competition_download_files(self, competition, path=None, force=False, quiet=True):
+            evil = tmp_path / "evil.txt"
+            evil.write_text("overwritten")
+            tarball = Path(path) / "fer2013.tar.gz"
+            with tarfile.open(tarball, "w:gz") as tar:
+                tar.add(evil, arcname="../../escaped.txt")
+            with zipfile.ZipFile(Path(path) / f"{competition}.zip", "w") as archive:
+                archive.write(tarball, "fer2013.tar.gz")
+
+    with pytest.raises(FerError, match="unsafe entry"):
+        download(tmp_path / "dl", "competition", api=Malicious())
+    assert not list(tmp_path.rglob("escaped.txt"))
