@@ -99,7 +99,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _load_checkpoint_model(path: Path) -> tuple[nn.Module, dict]:
-    checkpoint = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """(EMA model, card-like summary) from a loaded training checkpoint."""
     try:
         arch, labels, state_dict = checkpoint["arch"], checkpoint["labels"], checkpoint["ema"]["module"]
     except (KeyError, TypeError):

@@ -19,8 +19,7 @@ from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
 from fer.preprocess import INPUT_SIZE
 from fer.tta import TTA_MODES
-from fer.weights import load_model, save_weights
-from training.checkpoint import load_checkpoint
+from fer.weights import load_checkpoint, model_from_checkpoint, save_weights
 
 ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes
 
@@ -30,8 +29,8 @@ def export_checkpoint(
 ) -> dict:
     """Write the weights, card and (optionally) ONNX file; return the card."""
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
-    model, _ = load_model(checkpoint_path)  # the EMA weights, with arch and labels checked
     checkpoint = load_checkpoint(checkpoint_path)
+    model, _ = model_from_checkpoint(checkpoint, checkpoint_path)  # the EMA weights, arch and labels checked
     config = checkpoint.get("config", {})
     summary = describe_model(checkpoint["arch"])
     card = {

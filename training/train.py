@@ -261,15 +261,17 @@ def evaluate_accuracy(model, images, labels, config, context) -> tuple[float, fl
     """(mean cross-entropy, accuracy) of `model` on a split; each rank scores a disjoint shard."""
     model.eval()
     indices = torch.arange(context.rank, len(labels), context.world_size, device=images.device)
-    loss_sum, correct = 0.0, 0
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
     with _autocast(config.amp, context.device):
         for start in range(0, len(indices), config.eval_batch_size):
             batch = indices[start : start + config.eval_batch_size]
             x = images[batch].float().contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, labels[batch], reduction="sum").item()
-            correct += (logits.argmax(1) == labels[batch]).sum().item()
-    total_loss, total_correct, total = sum_across_ranks([loss_sum, correct, len(indices)], context)
+            loss_sum += F.cross_entropy(logits, labels[batch], reduction="sum")
+            correct += (logits.argmax(1) == labels[batch]).sum()
+    # One device sync for the whole split, not one per batch.
+    total_loss, total_correct, total = sum_across_ranks([loss_sum.item(), correct.item(), len(indices)], context)
     return total_loss / max(total, 1), total_correct / max(total, 1)
 
 
