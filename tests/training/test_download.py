@@ -127,3 +127,12 @@ def test_a_tarball_escaping_the_folder_is_refused(tmp_path):
     with pytest.raises(FerError, match="unsafe entry"):
         download(tmp_path / "dl", "competition", api=Malicious())
     assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_corrupt_download_says_to_download_again(tmp_path):
+    class Corrupt(FakeKaggleApi):
+        def dataset_download_files(self, dataset, path=None, **kwargs):
+            (Path(path) / "fer2013.zip").write_bytes(b"PK\x03\x04 cut off mid-transfer")
+
+    with pytest.raises(FerError, match="is not a valid zip file.*download again"):
+        download(tmp_path, "dataset", api=Corrupt())
