@@ -281,8 +281,3 @@ def _read_cache(cache_file: Path) -> dict[str, LabeledImages]:
     with np.load(cache_file) as arrays:
         names = json.loads(bytes(arrays["splits"]).decode())
         return {name: LabeledImages(arrays[f"{name}.images"], arrays[f"{name}.labels"]) for name in names}
-
-
-def dataset_summary(splits: dict[str, LabeledImages]) -> str:
-    """One line per split: size and class counts (for logs and `fer download`)."""
-    return "\n".join(f"{name}: {len(data)} images {data.class_counts()}" for name, data in sorted(splits.items()))
