@@ -60,7 +60,7 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
     """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
     path = Path(path) if path is not None else default_weights_path()
     if path.suffix in (".pt", ".pth"):
-        return _load_checkpoint_model(path)
+        return model_from_checkpoint(load_checkpoint(path), path)
     if path.suffix == ".json":
         card_path, tensors_path = path, path.with_suffix(".safetensors")
     elif path.suffix == ".safetensors":
@@ -96,10 +96,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {error})") from None
-
-
-def _load_checkpoint_model(path: Path) -> tuple[nn.Module, dict]:
-    return model_from_checkpoint(load_checkpoint(path), path)
 
 
 def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-from fer.weights import load_checkpoint  # noqa: F401  (the reader lives in the library)
-
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     path = Path(path)

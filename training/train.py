@@ -31,8 +31,9 @@ from torch.nn.parallel import DistributedDataParallel
 from fer.errors import FerError
 from fer.labels import EMOTIONS
 from fer.models import build_model
+from fer.weights import load_checkpoint
 from training.augment import augment_batch
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_config
 from training.data import TRAIN, VALIDATION, LabeledImages, load_splits, select_split, stratified_subset
 from training.distributed import (

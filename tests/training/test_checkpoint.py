@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fer.errors import WeightsError
-from training.checkpoint import load_checkpoint, save_checkpoint
+from fer.weights import load_checkpoint
+from training.checkpoint import save_checkpoint
 
 
 def test_round_trip_keeps_every_field(tmp_path):

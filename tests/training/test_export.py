@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from fer.errors import WeightsError
-from fer.weights import file_sha256, load_model
-from training.checkpoint import load_checkpoint
+from fer.weights import file_sha256, load_checkpoint, load_model
 from training.export import export_checkpoint
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from fer.weights import load_checkpoint
 from tests.conftest import REPO, run_python
-from training.checkpoint import load_checkpoint
 
 WORKER = str(Path(__file__).parent / "workers" / "train_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
