@@ -5,6 +5,7 @@
     fer export runs/train/best.pt --out weights/my-model [--data ../shared/data/fer2013.zip]
     fer download --dest data/ [--source dataset|competition]
     fer models
+    fer serve [--host 127.0.0.1] [--port 8000] [--weights PATH] [--device auto|cuda|cpu] [--workers N]
 
 Mistakes a user can fix (a missing file, an unreadable image, a bad value) print one line and exit
 with status 2; --debug shows the traceback instead.
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--source", default="dataset", choices=["dataset", "competition"])
 
     commands.add_parser("models", parents=[common], help="architectures with parameters and FLOPs per face")
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common, model],
+        help="start the REST API (other settings: FER_* variables, see the README)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="processes, each with its own model (default: 1)")
     return parser
 
 
@@ -78,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": run_export,
         "download": run_download,
         "models": run_models,
+        "serve": run_serve,
     }
     try:
         return handler[args.command](args)
@@ -165,6 +176,15 @@ def run_models(args) -> int:
     for name in ARCHITECTURES:
         summary = describe_model(name)
         print(f"{name:<14}{summary.parameters:>12,}{summary.flops_per_face / 1e6:>13,.0f}")
+    return 0
+
+
+def run_serve(args) -> int:
+    from api.serve import serve
+
+    # --device defaults to "auto" for every command; only pass what the user chose to the app.
+    device = None if args.device == "auto" else args.device
+    serve(args.host, args.port, args.weights, device, args.tta, args.workers)
     return 0
 
 

@@ -5,6 +5,7 @@ Detectors take an RGB (H, W, 3) or grayscale (H, W) uint8 image and return boxes
 pixels, largest first.
 """
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,9 @@ def _largest_first(boxes) -> list[Box]:
 
 
 class HaarFaceDetector:
-    """Viola-Jones cascade: fast on a CPU, frontal faces only."""
+    """Viola-Jones cascade: fast on a CPU, frontal faces only. Safe to share between threads: each
+    thread gets its own cv2.CascadeClassifier, whose detectMultiScale keeps scratch state and must not
+    run concurrently on one instance."""
 
     def __init__(
         self,
@@ -38,17 +41,26 @@ class HaarFaceDetector:
             if not hasattr(cv2, "data"):
                 raise FerError("this OpenCV has no bundled Haar cascades; install opencv-python-headless 4.x")
             cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-        try:
-            self.cascade = cv2.CascadeClassifier(str(cascade_path))
-        except (cv2.error, SystemError):  # an invalid XML file raises inside OpenCV's constructor
-            raise FerError(f"cannot load the Haar cascade {cascade_path}") from None
-        if self.cascade.empty():
-            raise FerError(f"cannot load the Haar cascade {cascade_path}")
+        self.cascade_path = str(cascade_path)
+        self._per_thread = threading.local()
+        self._load_cascade()  # fail now, in the caller's thread, if the file is bad
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+
+    def _load_cascade(self) -> cv2.CascadeClassifier:
+        cascade = getattr(self._per_thread, "cascade", None)
+        if cascade is None:
+            try:
+                cascade = cv2.CascadeClassifier(self.cascade_path)
+            except (cv2.error, SystemError):  # an invalid XML file raises inside OpenCV's constructor
+                raise FerError(f"cannot load the Haar cascade {self.cascade_path}") from None
+            if cascade.empty():
+                raise FerError(f"cannot load the Haar cascade {self.cascade_path}")
+            self._per_thread.cascade = cascade
+        return cascade
 
     def detect(self, image: np.ndarray) -> list[Box]:
         gray = cv2.equalizeHist(_gray(image))  # evens out lighting, which the cascade is sensitive to
-        found = self.cascade.detectMultiScale(
+        found = self._load_cascade().detectMultiScale(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size)
         )
         return _largest_first(found)

@@ -1,14 +1,42 @@
 """Reading user images into arrays: EXIF orientation applied; grayscale, RGB, RGBA, palette and 16-bit
-images all become uint8 RGB (H, W, 3) or grayscale (H, W) arrays."""
+images all become uint8 RGB (H, W, 3) or grayscale (H, W) arrays.
+
+`sniff_format` names an image format from its first bytes, so that a server can decide what to do with
+an upload from its content rather than from the name or content type its sender declared.
+"""
 
 import io
 import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from fer.errors import FerError
+
+# Signatures (offset, bytes) of the formats people upload, Pillow's format name first.
+_SIGNATURES = [
+    ("JPEG", 0, b"\xff\xd8\xff"),
+    ("PNG", 0, b"\x89PNG\r\n\x1a\n"),
+    ("WEBP", 8, b"WEBP"),  # after b"RIFF" and a 4-byte length
+    ("BMP", 0, b"BM"),
+    ("GIF", 0, b"GIF8"),
+    ("TIFF", 0, b"II*\x00"),
+    ("TIFF", 0, b"MM\x00*"),
+    ("ICO", 0, b"\x00\x00\x01\x00"),
+    ("PSD", 0, b"8BPS"),
+    ("JPEG2000", 0, b"\x00\x00\x00\x0cjP  "),
+    ("HEIF", 4, b"ftyp"),  # HEIC and AVIF photos from phones
+    ("PDF", 0, b"%PDF"),
+]
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format that `data` starts like ("JPEG", "PNG", "GIF", ...), or None."""
+    for name, offset, signature in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature and (name != "WEBP" or data[:4] == b"RIFF"):
+            return name
+    return None
 
 
 def read_image(source: str | os.PathLike | bytes | Image.Image) -> np.ndarray:
@@ -24,7 +52,7 @@ def read_image(source: str | os.PathLike | bytes | Image.Image) -> np.ndarray:
         raise FerError(f"no such file: {source}") from None
     except IsADirectoryError:
         raise FerError(f"{source} is a directory, not an image") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except Exception as error:  # Pillow's decoders raise many kinds of error on damaged or crafted files
         name = "the image" if isinstance(source, bytes) else str(source)
         raise FerError(f"cannot read {name} as an image ({error})") from None
 

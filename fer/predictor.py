@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from fer.device import resolve_device
-from fer.faces import HaarFaceDetector
+from fer.faces import Box, HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
-from fer.preprocess import ColorOrder, to_gray48, to_uint8
+from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import TTA_MODES, predict_probabilities
 from fer.weights import load_model
 
@@ -72,15 +72,19 @@ class Predictor:
         return self._detector
 
     @torch.inference_mode()
-    def predict_pixels(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) probabilities, in batches."""
+    def predict_pixels(self, pixels: np.ndarray | torch.Tensor, tta: str | None = None) -> np.ndarray:
+        """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) probabilities, in batches.
+        `tta` overrides the predictor's own mode for this call."""
+        tta = tta or self.tta
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown TTA mode {tta!r}; choose from {', '.join(TTA_MODES)}")
         pixels = torch.as_tensor(pixels)
         outputs = []
         for start in range(0, len(pixels), self.batch_size):
             batch = (
                 pixels[start : start + self.batch_size].to(self.device).unsqueeze(1).to(self.dtype)
             )  # (B, 1, 48, 48)
-            outputs.append(predict_probabilities(self.model, batch, self.tta).float().cpu())
+            outputs.append(predict_probabilities(self.model, batch, tta).float().cpu())
         if not outputs:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         return torch.cat(outputs).numpy()
@@ -94,23 +98,37 @@ class Predictor:
     def predict_image(self, image, detect: bool = True, color_order: ColorOrder = "RGB") -> list[FaceResult]:
         """One result per face found (largest first); with detect=False the whole image is one face.
         `image`: a path, encoded bytes, a PIL image, or an array in `color_order`."""
-        if isinstance(image, np.ndarray):
-            array = to_uint8(image)
-            if array.ndim == 3 and color_order == "BGR":
-                array = array[:, :, 2::-1] if array.shape[2] == 4 else array[:, :, ::-1]
-            elif array.ndim == 3 and array.shape[2] == 4:
-                array = array[:, :, :3]
-        else:
-            array = read_image(image)
-        array = np.ascontiguousarray(array)
-        height, width = array.shape[:2]
-        boxes = self.detector.detect(array) if detect else [(0, 0, width, height)]
-        crops = [array[y : y + h, x : x + w] for x, y, w, h in boxes]
-        probabilities = self.predict_faces(crops)
-        return [self._result(box, row) for box, row in zip(boxes, probabilities)]
+        boxes, pixels = self.find_faces(as_rgb_or_gray(image, color_order), detect)
+        return face_results(boxes, self.predict_pixels(pixels))
 
-    @staticmethod
-    def _result(box, probabilities: np.ndarray) -> FaceResult:
-        best = int(np.argmax(probabilities))
-        scores = {emotion: float(p) for emotion, p in zip(EMOTIONS, probabilities)}
-        return FaceResult(tuple(int(v) for v in box), EMOTIONS[best], float(probabilities[best]), scores)
+    def find_faces(self, image: np.ndarray, detect: bool = True) -> tuple[list[Box], np.ndarray]:
+        """RGB or grayscale uint8 image -> face boxes (largest first) and their (N, 48, 48) uint8 crops,
+        ready for `predict_pixels`. Kept apart from classification so that a server can detect faces
+        of many images in parallel and classify them together in one batch."""
+        height, width = image.shape[:2]
+        boxes = self.detector.detect(image) if detect else [(0, 0, width, height)]
+        if not boxes:
+            return [], np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+        return boxes, np.stack([to_gray48(image[y : y + h, x : x + w]) for x, y, w, h in boxes])
+
+
+def as_rgb_or_gray(image, color_order: ColorOrder = "RGB") -> np.ndarray:
+    """A path, encoded bytes, a PIL image or an array in `color_order` -> uint8 RGB or grayscale array."""
+    if not isinstance(image, np.ndarray):
+        return read_image(image)
+    array = to_uint8(image)
+    if array.ndim == 3 and color_order == "BGR":
+        array = array[:, :, 2::-1] if array.shape[2] == 4 else array[:, :, ::-1]
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+def face_results(boxes: Sequence[Box], probabilities: np.ndarray) -> list[FaceResult]:
+    """Pair each box with its (7,) probability row."""
+    results = []
+    for box, row in zip(boxes, probabilities):
+        best = int(np.argmax(row))
+        scores = {emotion: float(p) for emotion, p in zip(EMOTIONS, row)}
+        results.append(FaceResult(tuple(int(v) for v in box), EMOTIONS[best], float(row[best]), scores))
+    return results

@@ -1,0 +1,100 @@
+"""The application factory.
+
+    uvicorn --factory api:create_app --host 127.0.0.1 --port 8000    # settings from FER_* variables
+
+The model is loaded and warmed up in the lifespan, before the server accepts a connection; SIGTERM
+turns readiness to 503 at once, and uvicorn then lets in-flight requests finish before the lifespan
+stops the batcher.
+"""
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import install_error_handlers
+from api.metrics import Metrics
+from api.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
+from api.routes import page, predict, probes
+from api.service import InferenceService
+from api.settings import Settings
+from fer import __version__
+from fer.predictor import Predictor
+
+logger = logging.getLogger("api")
+
+DESCRIPTION = """Facial expression recognition: post an image, get every face's box and the probabilities
+of the 7 FER2013 emotions (angry, disgust, fear, happy, sad, surprise, neutral).
+
+Faces of concurrent requests are classified together in batches. Errors are always
+`{"error": {"code": ..., "message": ...}}`."""
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """`predictor`: an already loaded model (tests, embedding); default: load `settings.weights`."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loaded = predictor or await anyio.to_thread.run_sync(
+            lambda: Predictor.load(settings.weights, settings.device, settings.tta)
+        )
+        service = InferenceService(loaded, settings, metrics)
+        await service.start()
+        app.state.service = service
+        restore_sigterm = _drain_on_sigterm(service)
+        try:
+            yield
+        finally:
+            service.draining = True
+            restore_sigterm()
+            await service.stop()
+            app.state.service = None
+
+    app = FastAPI(
+        title="fer",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Swagger UI at /docs (its script and style come from a CDN; the OpenAPI schema is at /openapi.json)
+        redoc_url=None,
+    )
+    app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(probes.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    # Added innermost first: security headers wrap the metrics, which wrap the size limit.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _drain_on_sigterm(service: InferenceService) -> Callable[[], None]:
+    """Chain a SIGTERM handler that marks the service draining before uvicorn's own handler runs.
+    Returns the function that puts the previous handler back. Signals exist only in the main thread
+    (not under TestClient, which runs the app in a worker thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle_sigterm(signum, frame):
+        service.draining = True
+        logger.info("SIGTERM: readiness is now 503; finishing requests in flight")
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # not under uvicorn: keep the default, which ends the process
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handle_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)

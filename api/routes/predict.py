@@ -1,0 +1,153 @@
+"""/v1/predict, /v1/predict/batch and /v1/model."""
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.dependencies import ServiceDep, SettingsDep, require_api_key
+from api.errors import ApiError
+from api.schemas import BatchResponse, ErrorBody, ModelCard, PredictResponse
+from api.service import with_deadline
+from api.settings import TtaMode
+from api.uploads import read_uploads
+
+router = APIRouter(prefix="/v1", tags=["prediction"], dependencies=[Depends(require_api_key)])
+
+
+def _errors(*statuses: int) -> dict:
+    meanings = {
+        400: "not an image, a damaged image, malformed multipart, JSON or base64",
+        401: "FER_API_KEY is set and the request did not carry it",
+        413: "body over the size limit, or an image over the pixel limit",
+        415: "an image format other than JPEG, PNG, WEBP or BMP, or a body that is neither multipart nor JSON",
+        422: "a missing field or a bad parameter",
+        503: "the server is at capacity or shutting down; retry after Retry-After seconds",
+        504: "the request was not answered within the server's deadline",
+    }
+    return {status: {"model": ErrorBody, "description": meanings[status]} for status in statuses}
+
+
+ALL_ERRORS = _errors(400, 401, 413, 415, 422, 503, 504)
+
+_BASE64_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD..."
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "the image"}},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "description": "the image file, base64-encoded"}},
+                },
+                "example": {"image": _BASE64_JPEG},
+            },
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {"images": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                },
+                "example": {"images": [_BASE64_JPEG, _BASE64_JPEG]},
+            },
+        },
+    }
+}
+
+DetectQuery = Annotated[bool, Query(description="find faces; false: the whole image is one face crop")]
+TtaQuery = Annotated[
+    TtaMode | None, Query(description="test-time augmentation: none, flip or tencrop; default: the server's")
+]
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ALL_ERRORS,
+    openapi_extra=PREDICT_BODY,
+    summary="Emotions of every face in one image",
+)
+async def predict(
+    request: Request, service: ServiceDep, settings: SettingsDep, detect: DetectQuery = True, tta: TtaQuery = None
+) -> dict:
+    """Send the image as multipart field `file` (`curl -F file=@photo.jpg`) or as JSON
+    `{"image": "<base64>"}`. Faces come largest first; an image without faces gives an empty list."""
+    started = time.perf_counter()
+    with service.admit():
+
+        async def answer() -> dict:
+            uploads = read_uploads(await request.body(), request.headers.get("content-type", ""), "file", "image")
+            if len(uploads) > 1:
+                raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
+            return await service.predict(uploads[0].data, detect, tta)
+
+        result = await with_deadline(settings.request_timeout_s, answer())
+    return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses=ALL_ERRORS,
+    openapi_extra=BATCH_BODY,
+    summary="Emotions of the faces in several images",
+)
+async def predict_batch(
+    request: Request, service: ServiceDep, settings: SettingsDep, detect: DetectQuery = True, tta: TtaQuery = None
+) -> dict:
+    """Send images as repeated multipart field `files` or JSON `{"images": ["<base64>", ...]}`.
+    `results` follow upload order; a bad image gets an `error` of its own and the others still count."""
+    started = time.perf_counter()
+    with service.admit():
+
+        async def one(data: bytes) -> dict:
+            try:
+                return await service.predict(data, detect, tta)
+            except ApiError as error:
+                service.metrics.rejections.labels(error.code).inc()
+                return error.body()
+
+        async def answer() -> list[dict]:
+            uploads = read_uploads(await request.body(), request.headers.get("content-type", ""), "files", "images")
+            if len(uploads) > settings.max_batch_images:
+                raise ApiError(
+                    413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}"
+                )
+            return await asyncio.gather(*(one(upload.data) for upload in uploads))
+
+        results = await with_deadline(settings.request_timeout_s, answer())
+    return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
+
+
+@router.get("/model", response_model=ModelCard, responses=_errors(401, 503), summary="The model being served")
+async def model(service: ServiceDep) -> dict:
+    """Architecture, labels, input, validation metrics and the fer version."""
+    return service.model_card()
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,82 @@
+"""Response bodies of the API, with the examples shown in the OpenAPI docs at /docs."""
+
+from pydantic import BaseModel, Field
+
+from fer.labels import EMOTIONS
+
+EXAMPLE_SCORES = dict(zip(EMOTIONS, [0.02, 0.0, 0.01, 0.93, 0.01, 0.01, 0.02]))
+
+
+class Face(BaseModel):
+    box: list[int] = Field(min_length=4, max_length=4, description="x, y, width, height in image pixels")
+    emotion: str = Field(description="the most probable emotion", examples=["happy"])
+    score: float = Field(description="its probability", examples=[0.93])
+    scores: dict[str, float] = Field(description="probability of each of the 7 emotions")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"box": [84, 40, 120, 120], "emotion": "happy", "score": 0.93, "scores": EXAMPLE_SCORES}]
+        }
+    }
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class ImageResult(BaseModel):
+    faces: list[Face] = Field(description="largest face first; empty when none is found")
+    dropped_faces: int = Field(0, description="faces found beyond the server's limit (the smallest), not classified")
+    image: ImageSize = Field(description="size after EXIF orientation")
+
+
+class PredictResponse(ImageResult):
+    model: str = Field(
+        description="name and weights hash of the model that answered", examples=["fer-baseline@7eb28ab29ca9"]
+    )
+    elapsed_ms: float = Field(description="time the server spent on the request")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["unsupported_format"])
+    message: str = Field(examples=["GIF images are not accepted; send JPEG, PNG, WEBP or BMP"])
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class BatchItem(BaseModel):
+    """One image of a batch: its result, or its error when that image alone was bad."""
+
+    faces: list[Face] | None = None
+    dropped_faces: int | None = None
+    image: ImageSize | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem] = Field(description="one per uploaded image, in upload order")
+    model: str
+    elapsed_ms: float
+
+
+class ModelCard(BaseModel):
+    id: str = Field(examples=["fer-baseline@7eb28ab29ca9"])
+    name: str
+    arch: str = Field(examples=["vgg_slim"])
+    labels: list[str] = Field(examples=[list(EMOTIONS)])
+    input: dict = Field(description="shape, color and normalization the model expects")
+    parameters: int | None = None
+    flops_per_face: int | None = None
+    metrics: dict = Field(default_factory=dict, description="validation accuracy and macro F1 per TTA mode")
+    default_tta: str
+    device: str = Field(description="where this server runs the model", examples=["cuda", "cpu"])
+    precision: str = Field(examples=["float16", "float32"])
+    version: str = Field(description="version of the fer package serving it")
+    exported: str | None = None
+
+
+class Status(BaseModel):
+    status: str = Field(examples=["ok"])

@@ -1,0 +1,47 @@
+"""Starting the service under uvicorn, for `fer serve`.
+
+Settings travel to the app through FER_* environment variables, so that one worker or many (each a
+process with its own model) read the same values; uvicorn's supervisor restarts a worker that dies.
+"""
+
+import os
+from pathlib import Path
+
+import uvicorn
+
+from fer.errors import FerError
+
+# SIGTERM: uvicorn stops accepting connections and waits this long for requests in flight (each has
+# its own deadline, 10 s by default), leaving time to stop the batcher within 30 s in all.
+GRACEFUL_SHUTDOWN_S = 20
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    weights: str | None = None,
+    device: str | None = None,
+    tta: str | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    if workers < 1:
+        raise FerError("--workers must be 1 or more")
+    if weights is not None:
+        if not Path(weights).exists():
+            raise FerError(f"no weights at {weights}")
+        os.environ["FER_WEIGHTS"] = str(Path(weights).resolve())
+    if device is not None:
+        os.environ["FER_DEVICE"] = device
+    if tta is not None:
+        os.environ["FER_TTA"] = tta
+    uvicorn.run(
+        "api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,  # do not advertise the server software
+    )

@@ -1,0 +1,136 @@
+"""The inference service behind the routes: admission, decoding and detection in worker threads,
+classification through the dynamic batcher, and the readiness state the probes report.
+
+One instance per app, created in the lifespan; nothing here knows about HTTP beyond ApiError.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+
+import anyio
+import numpy as np
+
+from api.batching import DynamicBatcher
+from api.errors import ApiError
+from api.metrics import Metrics
+from api.settings import Settings
+from api.uploads import decode_image
+from fer import __version__
+from fer.predictor import Predictor, face_results
+
+logger = logging.getLogger("api")
+
+
+class InferenceService:
+    def __init__(self, predictor: Predictor, settings: Settings, metrics: Metrics):
+        self.predictor, self.settings, self.metrics = predictor, settings, metrics
+        self.tta = settings.tta or predictor.tta
+        self.batcher = DynamicBatcher(
+            self._run_batch, settings.max_batch_size, settings.max_wait_ms / 1000, metrics.batch_size.observe
+        )
+        # Decoding and face detection run in threads (Pillow and OpenCV release the GIL); more threads
+        # than cores would only make every request slower.
+        self._preprocess_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+        self.in_flight = 0
+        self.ready = False
+        self.draining = False
+        self.model_id = model_id(predictor.card)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.batcher.start()
+        await self._warm_up()
+        self.ready = True
+        logger.info("model %s ready on %s (tta %s)", self.model_id, self.predictor.device, self.tta)
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.batcher.stop()
+
+    async def _warm_up(self) -> None:
+        """First calls allocate memory, pick kernels and load the cascade: pay that before serving."""
+        sizes = sorted({1, self.settings.max_batch_size})
+        for tta in dict.fromkeys([self.tta, "none"]):
+            for size in sizes:
+                await self.batcher.warm_up(np.zeros((size, 48, 48), dtype=np.uint8), tta)
+        await anyio.to_thread.run_sync(self.predictor.find_faces, np.zeros((64, 64, 3), dtype=np.uint8))
+
+    # ---- admission ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def admit(self):
+        """A slot for one request, or 503 at once when the server is full or shutting down."""
+        retry = {"Retry-After": str(self.settings.retry_after_s)}
+        if self.draining or not self.ready:
+            raise ApiError(503, "unavailable", "the server is shutting down or not ready; retry", retry)
+        if self.in_flight >= self.settings.max_queue:
+            raise ApiError(503, "overloaded", "the server is at capacity; retry after a moment", retry)
+        self.in_flight += 1
+        self.metrics.queue_depth.set(self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.metrics.queue_depth.set(self.in_flight)
+
+    # ---- prediction ---------------------------------------------------------------------------------
+
+    async def predict(self, data: bytes, detect: bool, tta: str | None) -> dict:
+        """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
+        array, boxes, pixels, dropped = await anyio.to_thread.run_sync(
+            self._prepare, data, detect, limiter=self._preprocess_limiter, abandon_on_cancel=True
+        )  # abandon: a request past its deadline answers 504 now, not when its thread is done
+        probabilities = await self.batcher.classify(pixels, tta or self.tta)
+        self.metrics.faces.inc(len(boxes) + dropped)
+        height, width = array.shape[:2]
+        return {
+            "faces": [face.to_dict() for face in face_results(boxes, probabilities)],
+            "dropped_faces": dropped,
+            "image": {"width": width, "height": height},
+        }
+
+    def _prepare(self, data: bytes, detect: bool):
+        array = decode_image(data, self.settings.max_pixels)
+        boxes, pixels = self.predictor.find_faces(array, detect)
+        kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
+        return array, boxes[:kept], pixels[:kept], max(0, len(boxes) - kept)
+
+    def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
+        return self.predictor.predict_pixels(pixels, tta)
+
+    def model_card(self) -> dict:
+        card = self.predictor.card
+        return {
+            "id": self.model_id,
+            "name": card.get("name", "unnamed"),
+            "arch": card.get("arch", "unknown"),
+            "labels": card.get("labels", []),
+            "input": card.get("input", {}),
+            "parameters": card.get("parameters"),
+            "flops_per_face": card.get("flops_per_face"),
+            "metrics": card.get("metrics", {}),
+            "default_tta": self.tta,
+            "device": str(self.predictor.device),
+            "precision": str(self.predictor.dtype).removeprefix("torch."),
+            "version": __version__,
+            "exported": card.get("exported"),
+        }
+
+
+def model_id(card: dict) -> str:
+    """name@first-12-hex-of-sha256: changes whenever the weights do."""
+    digest = card.get("sha256") or hashlib.sha256(repr(sorted(card.items())).encode()).hexdigest()
+    return f"{card.get('name', 'model')}@{digest[:12]}"
+
+
+async def with_deadline(seconds: float, work):
+    """Await `work`; 504 when it takes longer than `seconds`. Cancelling it frees its admission slot
+    and drops its faces from the batcher's queue."""
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except asyncio.TimeoutError:
+        raise ApiError(504, "timeout", f"the request took longer than {seconds:g} s and was abandoned") from None

@@ -1,0 +1,42 @@
+"""Service settings, read from FER_* environment variables (for example FER_MAX_BATCH_SIZE=32).
+
+`fer serve` turns its flags into these variables, so that every worker process reads the same values.
+"""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fer.device import DEVICE_CHOICES
+from fer.tta import TTA_MODES
+
+DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
+TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FER_", frozen=True)
+
+    # Model
+    weights: str | None = None  # .safetensors (with its .json card) or checkpoint; None: shipped weights
+    device: DeviceName = "auto"  # auto: CUDA, then MPS, then CPU
+    tta: TtaMode | None = None  # default test-time augmentation; None: the one the model card chose
+
+    # Dynamic batching: faces of concurrent requests share one forward pass.
+    max_batch_size: int = Field(64, ge=1)  # faces per forward pass
+    max_wait_ms: float = Field(5.0, ge=0)  # how long the first face waits for others to join it
+
+    # Admission and deadlines
+    max_queue: int = Field(128, ge=1)  # requests admitted at once; more get 503 with Retry-After
+    request_timeout_s: float = Field(10.0, gt=0)  # a request not answered by then gets 504
+    retry_after_s: int = Field(1, ge=0)  # the Retry-After header sent with 503
+
+    # Input limits
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)  # whole request body; 413 beyond
+    max_pixels: int = Field(25_000_000, ge=1)  # width x height of one image, checked before decoding
+    max_faces: int = Field(32, ge=1)  # faces classified per image; the largest are kept
+    max_batch_images: int = Field(16, ge=1)  # images in one /v1/predict/batch request
+
+    # Access: when set, /v1/* needs "Authorization: Bearer <key>" or "X-API-Key: <key>".
+    api_key: SecretStr | None = None

@@ -1,0 +1,160 @@
+"""Getting images out of a request and into arrays, with every check a public server needs.
+
+A request carries images as multipart file fields or as base64 strings in JSON. The body is already
+bounded by `BodySizeLimit`, so it is parsed in memory: nothing is spooled to a temporary file, and no
+upload ever touches the disk. Formats are told apart by their bytes, never by a declared name or
+content type, and an image's pixel count is checked from its header before it is decoded.
+"""
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from api.errors import ApiError
+from fer.images import pil_to_array, sniff_format
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+MAX_MULTIPART_PARTS = 256  # far more than any real request; stops a body of thousands of tiny parts
+
+
+@dataclass
+class Upload:
+    field: str
+    data: bytes
+
+
+# ---- request bodies --------------------------------------------------------------------------------
+
+
+def read_uploads(body: bytes, content_type: str, file_field: str, json_field: str) -> list[Upload]:
+    """All uploads in a multipart body (its `file_field` parts) or a JSON body (`json_field`: one base64
+    string, or a list of them)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        parts = [part for part in parse_multipart(body, content_type) if part.field == file_field]
+        if not parts:
+            raise ApiError(422, "invalid_request", f"multipart field {file_field!r} is missing")
+        return parts
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return [Upload(json_field, decode_base64(text)) for text in _json_images(body, json_field)]
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"send multipart/form-data (field {file_field!r}) or application/json ({{{json_field!r}: base64}}), "
+        f"not {media_type or 'a body without a content type'}",
+    )
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[Upload]:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "invalid_multipart", "the multipart content type has no boundary")
+    uploads: list[Upload] = []
+    part = {"headers": {}, "field": b"", "value": b"", "data": bytearray()}
+
+    def on_part_begin():
+        part.update(headers={}, field=b"", value=b"", data=bytearray())
+
+    def on_header_field(data, start, end):
+        part["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        part["value"] += data[start:end]
+
+    def on_header_end():
+        part["headers"][part["field"].lower()] = part["value"]
+        part["field"], part["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        part["data"] += data[start:end]
+
+    def on_part_end():
+        if len(uploads) >= MAX_MULTIPART_PARTS:
+            raise ApiError(413, "too_many_parts", f"more than {MAX_MULTIPART_PARTS} multipart parts")
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        uploads.append(Upload(disposition.get(b"name", b"").decode("latin-1"), bytes(part["data"])))
+
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as error:
+        raise ApiError(400, "invalid_multipart", f"the multipart body is malformed ({error})") from None
+    return uploads
+
+
+def _json_images(body: bytes, field: str) -> list[str]:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    value = document.get(field) if isinstance(document, dict) else None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return value
+    raise ApiError(422, "invalid_request", f"JSON body needs {field!r}: a base64 string (or a list of them)")
+
+
+def decode_base64(text: str) -> bytes:
+    """Standard base64, with or without a data: URL prefix (what a browser's FileReader gives)."""
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", "the image is not valid base64") from None
+
+
+# ---- images ----------------------------------------------------------------------------------------
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Encoded bytes -> uint8 RGB or grayscale array, EXIF orientation applied. Raises ApiError:
+    400 not an image or damaged, 413 too many pixels, 415 a format outside ALLOWED_FORMATS."""
+    if not data:
+        raise ApiError(400, "empty_image", "the uploaded image is empty")
+    image_format = sniff_format(data)
+    if image_format is None:
+        raise ApiError(400, "not_an_image", "the upload is not an image")
+    if image_format not in ALLOWED_FORMATS:
+        raise ApiError(
+            415, "unsupported_format", f"{image_format} images are not accepted; send {', '.join(ALLOWED_FORMATS)}"
+        )
+    try:
+        # Only the sniffed format's decoder ever sees the bytes, and open() reads just the header.
+        image = Image.open(io.BytesIO(data), formats=[image_format])
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels) from None
+    except Exception:  # Pillow's decoders raise many kinds of error on damaged or crafted files
+        raise ApiError(400, "bad_image", f"the {image_format} image is damaged and cannot be read") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _too_many_pixels(max_pixels, width, height)
+        try:
+            image.load()
+            return pil_to_array(image)
+        except Exception:
+            raise ApiError(400, "bad_image", f"the {image_format} image is truncated or damaged") from None
+
+
+def _too_many_pixels(max_pixels: int, width: int | None = None, height: int | None = None) -> ApiError:
+    size = f" ({width}x{height})" if width else ""
+    return ApiError(413, "too_many_pixels", f"the image{size} has more than {max_pixels:,} pixels")
