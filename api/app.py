@@ -11,12 +11,14 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
@@ -40,6 +42,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     """`predictor`: an already loaded model (tests, embedding); default: load `settings.weights`."""
     settings = settings or Settings()
     metrics = Metrics()
+    # Uploads are checked against settings.max_pixels before decoding; Pillow's own warning would only
+    # add noise to the logs for an image that is refused anyway.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -27,7 +27,11 @@ MAX_MULTIPART_PARTS = 256  # far more than any real request; stops a body of tho
 @dataclass
 class Upload:
     field: str
-    data: bytes
+    raw: bytes | str  # multipart bytes, or the base64 text from JSON (decoded on demand, so that in a
+    # batch one bad string fails only its own image)
+
+    def content(self) -> bytes:
+        return decode_base64(self.raw) if isinstance(self.raw, str) else self.raw
 
 
 # ---- request bodies --------------------------------------------------------------------------------
@@ -43,7 +47,7 @@ def read_uploads(body: bytes, content_type: str, file_field: str, json_field: st
             raise ApiError(422, "invalid_request", f"multipart field {file_field!r} is missing")
         return parts
     if media_type == "application/json" or media_type.endswith("+json"):
-        return [Upload(json_field, decode_base64(text)) for text in _json_images(body, json_field)]
+        return [Upload(json_field, text) for text in _json_images(body, json_field)]
     raise ApiError(
         415,
         "unsupported_media_type",

@@ -11,7 +11,7 @@ from api.errors import ApiError
 from api.schemas import BatchResponse, ErrorBody, ModelCard, PredictResponse
 from api.service import with_deadline
 from api.settings import TtaMode
-from api.uploads import read_uploads
+from api.uploads import Upload, read_uploads
 
 router = APIRouter(prefix="/v1", tags=["prediction"], dependencies=[Depends(require_api_key)])
 
@@ -102,7 +102,7 @@ async def predict(
             uploads = read_uploads(await request.body(), request.headers.get("content-type", ""), "file", "image")
             if len(uploads) > 1:
                 raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
-            return await service.predict(uploads[0].data, detect, tta)
+            return await service.predict(uploads[0].content(), detect, tta)
 
         result = await with_deadline(settings.request_timeout_s, answer())
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
@@ -124,9 +124,9 @@ async def predict_batch(
     started = time.perf_counter()
     with service.admit():
 
-        async def one(data: bytes) -> dict:
+        async def one(upload: Upload) -> dict:
             try:
-                return await service.predict(data, detect, tta)
+                return await service.predict(upload.content(), detect, tta)
             except ApiError as error:
                 service.metrics.rejections.labels(error.code).inc()
                 return error.body()
@@ -137,7 +137,7 @@ async def predict_batch(
                 raise ApiError(
                     413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}"
                 )
-            return await asyncio.gather(*(one(upload.data) for upload in uploads))
+            return await asyncio.gather(*(one(upload) for upload in uploads))
 
         results = await with_deadline(settings.request_timeout_s, answer())
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}

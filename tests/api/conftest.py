@@ -1,0 +1,117 @@
+"""Fixtures for the API tests: real images, a small trained model, an in-process TestClient factory
+and a real uvicorn server on loopback."""
+
+import io
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+from skimage import data as skimage_data
+
+from api import create_app
+from api.settings import Settings
+from fer.predictor import Predictor
+
+
+def encode(array: np.ndarray, image_format: str = "JPEG", **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real photograph with one frontal face (512x512 RGB), shipped inside scikit-image."""
+    return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut) -> bytes:
+    return encode(astronaut)
+
+
+@pytest.fixture(scope="session")
+def small_predictor(exported_weights) -> Predictor:
+    """The small model trained by the session fixture, without test-time augmentation (fast)."""
+    return Predictor.load(exported_weights, device="cpu", tta="none")
+
+
+@pytest.fixture
+def make_client(small_predictor):
+    """make_client(**settings) -> a TestClient (lifespan started) of an app serving the small model."""
+    from fastapi.testclient import TestClient
+
+    clients = []
+
+    def make(predictor=None, **settings) -> TestClient:
+        app = create_app(Settings(**settings), predictor=predictor or small_predictor)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+class SlowPredictor(Predictor):
+    """The real small model, made slow: each forward pass first waits `delay_s` (what a big model on a
+    busy machine looks like to the server)."""
+
+    def __init__(self, predictor: Predictor, delay_s: float):
+        super().__init__(predictor.model, predictor.card, predictor.device, predictor.tta)
+        self.delay_s = delay_s
+
+    def predict_pixels(self, pixels, tta=None):
+        time.sleep(self.delay_s)
+        return super().predict_pixels(pixels, tta)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(app):
+    """A real uvicorn server on loopback in a background thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_server(small_predictor):
+    """live_server(**settings) -> base URL of a real uvicorn server; predictor= overrides the model."""
+    stack = []
+
+    def start(predictor=None, **settings) -> str:
+        context = running_server(create_app(Settings(**settings), predictor=predictor or small_predictor))
+        stack.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
