@@ -1,13 +1,16 @@
 # Two commands do all the set-up on a fresh Linux machine with Python 3.10+:
-#   make run    create .venv, install, and run the main job
-#   make test   create .venv, install, run the whole test suite
+#   make run    create .venv, install, and start the REST API with the shipped weights (port 8000)
+#   make test   create .venv, install (with Chromium for the browser test), run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/fer2013.zip
 
-.PHONY: run test lint install demo clean
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint install browser train-demo clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "fer needs Python 3.10 or newer"'
@@ -18,14 +21,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the REST API lands, the main job is a short demonstration: train for one epoch on a
-# 4,000-image subset and evaluate it, then evaluate the shipped baseline model for comparison.
+# The main job: the REST API and its browser page at http://$(HOST):$(PORT)/ (Ctrl+C stops it).
 run: $(STAMP)
+	$(VENV)/bin/fer serve --host $(HOST) --port $(PORT)
+
+# A short training demonstration: one epoch on a 4,000-image subset, evaluated, then the shipped
+# model evaluated for comparison.
+train-demo: $(STAMP)
 	$(PY) -m training.train --data $(DATA) --arch vgg_slim --epochs 1 --max-samples 4000 --out runs/demo
 	$(VENV)/bin/fer evaluate $(DATA) --split validation --weights runs/demo/best.pt
 	$(VENV)/bin/fer evaluate $(DATA) --split validation
 
-test: $(STAMP)
+# The browser test drives Debian's chromium package (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 lint: $(STAMP)

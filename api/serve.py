@@ -4,16 +4,22 @@ Settings travel to the app through FER_* environment variables, so that one work
 process with its own model) read the same values; uvicorn's supervisor restarts a worker that dies.
 """
 
+import copy
 import os
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from fer.errors import FerError
 
 # SIGTERM: uvicorn stops accepting connections and waits this long for requests in flight (each has
 # its own deadline, 10 s by default), leaving time to stop the batcher within 30 s in all.
 GRACEFUL_SHUTDOWN_S = 20
+
+# uvicorn's own logging, plus the service's "api" logger (model ready, draining) on the same handler.
+LOG_CONFIG = copy.deepcopy(LOGGING_CONFIG)
+LOG_CONFIG["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
 
 
 def serve(
@@ -42,6 +48,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=LOG_CONFIG,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,  # do not advertise the server software
     )

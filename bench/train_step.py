@@ -6,7 +6,6 @@ Prints images/s as the median of --runs timed steps after --warmup untimed ones,
 """
 
 import argparse
-import platform
 import statistics
 import time
 from contextlib import nullcontext
@@ -14,20 +13,8 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from fer.device import resolve_device
+from fer.device import describe_device, resolve_device
 from fer.models import ARCHITECTURES, build_model
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or "CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def step_seconds(model, optimizer, pixels, labels, amp: str, device: torch.device) -> float:
@@ -59,7 +46,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(f"machine: {machine(device)}; torch {torch.__version__}; batch {args.batch_size}")
+    print(f"machine: {describe_device(device)}; torch {torch.__version__}; batch {args.batch_size}")
     print(f"images/s: median of {args.runs} steps after {args.warmup} warm-up steps")
     print(f"{'architecture':<14}{'amp':<6}{'images/s':>10}")
     for name in args.archs:

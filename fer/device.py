@@ -1,5 +1,7 @@
 """Device choice shared by the predictor, evaluation and training."""
 
+import platform
+
 import torch
 
 from fer.errors import FerError
@@ -26,3 +28,18 @@ def resolve_device(requested: str = "auto", local_rank: int = 0) -> torch.device
     if requested == "cpu":
         return torch.device("cpu")
     raise FerError(f"unknown device {requested!r}; expected one of {', '.join(DEVICE_CHOICES)}")
+
+
+def describe_device(device: torch.device) -> str:
+    """What runs the model, for benchmarks and logs: the GPU's name, or the CPU model and threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    cpu = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"

@@ -1,0 +1,149 @@
+"""Load test of a running fer API: requests/s and latency percentiles at several concurrency levels.
+
+    fer serve --port 8000 &                       # the server under test, in another shell
+    python bench/api_load.py --url http://127.0.0.1:8000 --concurrency 1 4 16 64
+
+Two workloads: (a) 48x48 face crops with detect=false (the model and the batching alone) and
+(b) 640x480 photos with one face each (decode, detection and the model). Each level runs --warmup
+untimed requests, then --runs timed rounds of --requests requests; requests/s is the median round,
+latency percentiles pool every timed request. Then the in-process Predictor's faces/s on the same
+machine, for comparison: what the HTTP layer and batching cost.
+"""
+
+import argparse
+import asyncio
+import io
+import statistics
+import time
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from fer.device import describe_device
+from fer.predictor import Predictor
+
+
+def encode(array: np.ndarray, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=image_format, quality=90)
+    return buffer.getvalue()
+
+
+def face_crops(count: int) -> list[bytes]:
+    """Distinct 48x48 grayscale crops cut from a real face photograph (PNG, a few KB each)."""
+    from skimage import data
+
+    face = np.asarray(Image.fromarray(data.astronaut()).convert("L"))[40:200, 150:310]
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(count):
+        x, y = rng.integers(0, 40, size=2)
+        crop = Image.fromarray(face[y : y + 120, x : x + 120]).resize((48, 48))
+        crops.append(encode(np.asarray(crop), "PNG"))
+    return crops
+
+
+def photos(count: int) -> list[bytes]:
+    """640x480 JPEG photos, each with the astronaut's face at a different place and size."""
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    rng = np.random.default_rng(1)
+    result = []
+    for _ in range(count):
+        side = int(rng.integers(280, 460))
+        canvas = Image.new("RGB", (640, 480), tuple(int(v) for v in rng.integers(0, 255, size=3)))
+        canvas.paste(
+            astronaut.resize((side, side)), (int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side)))
+        )
+        result.append(encode(np.asarray(canvas), "JPEG"))
+    return result
+
+
+async def run_round(client: httpx.AsyncClient, path: str, payloads: list[bytes], requests: int, concurrency: int):
+    """`requests` POSTs over `concurrency` connections; returns (wall seconds, latencies, statuses)."""
+    latencies, statuses = [], []
+    counter = iter(range(requests))
+
+    async def worker():
+        for index in counter:
+            payload = payloads[index % len(payloads)]
+            started = time.perf_counter()
+            response = await client.post(path, files={"file": ("image", payload)})
+            latencies.append(time.perf_counter() - started)
+            statuses.append(response.status_code)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+async def bench_workload(url, name, path, payloads, args) -> None:
+    print(f"\n{name}")
+    print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    limits = httpx.Limits(max_connections=max(args.concurrency), max_keepalive_connections=max(args.concurrency))
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=args.headers) as client:
+        for concurrency in args.concurrency:
+            await run_round(client, path, payloads, args.warmup, concurrency)
+            rates, latencies, errors = [], [], 0
+            for _ in range(args.runs):
+                seconds, round_latencies, statuses = await run_round(client, path, payloads, args.requests, concurrency)
+                rates.append(args.requests / seconds)
+                latencies += round_latencies
+                errors += sum(status != 200 for status in statuses)
+            p50, p95, p99 = (np.percentile(latencies, q) * 1000 for q in (50, 95, 99))
+            print(f"{concurrency:>11} {statistics.median(rates):>8.1f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {errors:>7}")
+
+
+def bench_predictor(tta: str, device: str, runs: int) -> None:
+    predictor = Predictor.load(device=device, tta=tta)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(256, 48, 48), dtype=np.uint8)
+    print(f"\nin-process Predictor.predict_pixels, tta {tta}, on {describe_device(predictor.device)}")
+    print(f"{'batch':>6} {'faces/s':>9}")
+    for batch in (1, 16, 64, 256):
+        predictor.batch_size = batch
+        predictor.predict_pixels(pixels[:batch])  # warm-up
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            predictor.predict_pixels(pixels[:batch])
+            times.append(time.perf_counter() - started)
+        print(f"{batch:>6} {batch / statistics.median(times):>9.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--requests", type=int, default=200, help="requests per timed round")
+    parser.add_argument("--runs", type=int, default=3, help="timed rounds per level (median req/s)")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--tta", help="query tta for the requests; default: the server's")
+    parser.add_argument("--api-key")
+    parser.add_argument("--predictor-device", default="cpu", help="device for the in-process comparison")
+    parser.add_argument("--skip-predictor", action="store_true")
+    args = parser.parse_args()
+    args.headers = {"X-API-Key": args.api_key} if args.api_key else {}
+
+    card = httpx.get(f"{args.url}/v1/model", headers=args.headers, timeout=30).json()
+    tta = args.tta or card["default_tta"]
+    query = f"tta={tta}"
+    print(f"server {args.url}: model {card['id']} on {card['device']} ({card['precision']}), tta {tta}")
+    print(f"{args.runs} rounds of {args.requests} requests per level after {args.warmup} warm-up requests")
+    asyncio.run(
+        bench_workload(
+            args.url, "(a) 48x48 face crops, detect=false", f"/v1/predict?detect=false&{query}", face_crops(64), args
+        )
+    )
+    asyncio.run(
+        bench_workload(
+            args.url, "(b) 640x480 photos, one face each, detect=true", f"/v1/predict?{query}", photos(16), args
+        )
+    )
+    if not args.skip_predictor:
+        bench_predictor(tta, args.predictor_device, args.runs + 2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The server as users run it, in its own process: graceful shutdown on SIGTERM, several workers, and
+`fer serve`'s own errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import encode, free_port
+from tests.conftest import REPO
+
+
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server never became ready")
+
+
+def _start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_sigterm_finishes_requests_in_flight_then_exits(exported_weights, astronaut):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start(["-m", "tests.api.slow_server", str(exported_weights), str(port), "2.0"])
+    try:
+        _wait_ready(url, server)
+        crop = encode(astronaut[60:170, 170:280], "PNG")
+        answers = []
+
+        def post():
+            answers.append(httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("c", crop)}, timeout=30))
+
+        clients = [threading.Thread(target=post) for _ in range(3)]
+        for thread in clients:
+            thread.start()
+        time.sleep(0.7)  # the three are now inside the 2-second forward pass
+        server.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        time.sleep(0.3)
+        with pytest.raises(httpx.TransportError):  # the listening socket is closed: new work is refused
+            httpx.get(f"{url}/healthz", timeout=2)
+        for thread in clients:
+            thread.join(timeout=30)
+        output, _ = server.communicate(timeout=30)
+        exited_after = time.monotonic() - terminated
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert all(len(answer.json()["faces"]) == 1 for answer in answers)
+    assert exited_after < 30
+    assert "SIGTERM: readiness is now 503" in output
+    assert "Application shutdown complete" in output
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes: children of the supervisor, not multiprocessing's helpers."""
+    children = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    workers = []
+    for pid in children:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"resource_tracker" not in cmdline:
+            workers.append(int(pid))
+    return workers
+
+
+def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpeg):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    fer = str(Path(sys.executable).with_name("fer"))
+    server = subprocess.Popen(
+        [fer, "serve", "--port", str(port), "--workers", "2", "--weights", str(exported_weights), "--tta", "none"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(url, server)
+        deadline = time.monotonic() + 60
+        while len(_worker_pids(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = _worker_pids(server.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+
+        statuses = []
+        for _ in range(20):
+            response = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)}, timeout=30)
+            statuses.append(response.status_code)
+            time.sleep(0.1)
+        assert statuses == [200] * 20
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_serve_with_missing_weights_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve", "--weights", str(tmp_path / "none.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no weights at" in result.stderr and "Traceback" not in result.stderr
