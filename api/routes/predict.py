@@ -2,16 +2,19 @@
 
 import asyncio
 import time
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.dependencies import ServiceDep, SettingsDep, require_api_key
 from api.errors import ApiError
 from api.schemas import BatchResponse, ErrorBody, ModelCard, PredictResponse
-from api.service import with_deadline
-from api.settings import TtaMode
+from api.service import InferenceService, with_deadline
+from api.settings import Settings, TtaMode
 from api.uploads import Upload, read_uploads
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["prediction"], dependencies=[Depends(require_api_key)])
 
@@ -95,16 +98,15 @@ async def predict(
 ) -> dict:
     """Send the image as multipart field `file` (`curl -F file=@photo.jpg`) or as JSON
     `{"image": "<base64>"}`. Faces come largest first; an image without faces gives an empty list."""
+
+    async def answer() -> dict:
+        uploads = await _read_uploads(request, "file", "image")
+        if len(uploads) > 1:
+            raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
+        return await service.predict(uploads[0].content(), detect, tta)
+
     started = time.perf_counter()
-    with service.admit():
-
-        async def answer() -> dict:
-            uploads = read_uploads(await request.body(), request.headers.get("content-type", ""), "file", "image")
-            if len(uploads) > 1:
-                raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
-            return await service.predict(uploads[0].content(), detect, tta)
-
-        result = await with_deadline(settings.request_timeout_s, answer())
+    result = await _admitted(service, settings, answer)
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
@@ -121,26 +123,36 @@ async def predict_batch(
 ) -> dict:
     """Send images as repeated multipart field `files` or JSON `{"images": ["<base64>", ...]}`.
     `results` follow upload order; a bad image gets an `error` of its own and the others still count."""
+
+    async def one(upload: Upload) -> dict:
+        try:
+            return await service.predict(upload.content(), detect, tta)
+        except ApiError as error:
+            service.metrics.rejections.labels(error.code).inc()
+            return error.body()
+
+    async def answer() -> list[dict]:
+        uploads = await _read_uploads(request, "files", "images")
+        if len(uploads) > settings.max_batch_images:
+            raise ApiError(
+                413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}"
+            )
+        return await asyncio.gather(*(one(upload) for upload in uploads))
+
     started = time.perf_counter()
-    with service.admit():
-
-        async def one(upload: Upload) -> dict:
-            try:
-                return await service.predict(upload.content(), detect, tta)
-            except ApiError as error:
-                service.metrics.rejections.labels(error.code).inc()
-                return error.body()
-
-        async def answer() -> list[dict]:
-            uploads = read_uploads(await request.body(), request.headers.get("content-type", ""), "files", "images")
-            if len(uploads) > settings.max_batch_images:
-                raise ApiError(
-                    413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}"
-                )
-            return await asyncio.gather(*(one(upload) for upload in uploads))
-
-        results = await with_deadline(settings.request_timeout_s, answer())
+    results = await _admitted(service, settings, answer)
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
+
+
+async def _admitted(service: InferenceService, settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` in an admission slot (503 at once when none is free) and within the deadline (504)."""
+    with service.admit():
+        return await with_deadline(settings.request_timeout_s, work())
+
+
+async def _read_uploads(request: Request, file_field: str, json_field: str) -> list[Upload]:
+    # The body is read after admission, so a full server never spends time receiving uploads.
+    return read_uploads(await request.body(), request.headers.get("content-type", ""), file_field, json_field)
 
 
 @router.get("/model", response_model=ModelCard, responses=_errors(401, 503), summary="The model being served")

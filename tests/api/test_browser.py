@@ -2,10 +2,12 @@
 upload a photo, see the box and the emotion drawn on the canvas and the bars listed."""
 
 import os
+import re
 import shutil
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.api.conftest import encode
 
@@ -31,7 +33,15 @@ def browser_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                # A synthetic camera (a moving test pattern) and no permission prompt, for the webcam test.
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+            ],
         )
         page = browser.new_page()
         errors = []
@@ -49,7 +59,7 @@ def test_uploading_a_photo_draws_the_face_and_its_emotion(live_server, browser_p
 
     page = browser_page
     page.goto(url)
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Model tiny@')")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^Model tiny@"))
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#faces li.face")
 
@@ -80,3 +90,19 @@ def test_an_image_the_server_refuses_shows_its_error(live_server, browser_page, 
     page.wait_for_selector("#status.error")
     assert "GIF images are not accepted" in page.locator("#status").inner_text()
     assert page.locator("#faces li.face").count() == 0
+
+
+def test_webcam_mode_streams_frames_to_the_server(live_server, browser_page):
+    url = live_server()
+    page = browser_page
+    page.goto(url)
+    page.click("#webcam")
+    # Chromium's fake camera shows a test pattern without faces: frames go out and answers come back.
+    expect(page.locator("#status")).to_have_text(re.compile(r"^0 faces in [0-9.]+ ms"), timeout=20_000)
+    assert page.locator("#webcam").inner_text() == "Stop webcam"
+    frames = httpx.get(f"{url}/metrics").text
+    assert 'fer_requests_total{route="/v1/predict",status="200"}' in frames
+    size = page.evaluate("[document.getElementById('canvas').width, document.getElementById('canvas').height]")
+    assert size[0] > 0 and size[1] > 0
+    page.click("#webcam")
+    assert page.locator("#webcam").inner_text() == "Start webcam"

@@ -212,3 +212,18 @@ def test_openapi_documents_every_route_with_examples(client):
     assert {"multipart/form-data", "application/json"} == set(predict["requestBody"]["content"])
     assert {"200", "400", "413", "415", "422", "503", "504"} <= set(predict["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_shipped_weights_end_to_end(astronaut_jpeg):
+    """The app as `make run` starts it: shipped weights, the card's default TTA, the astronaut smiles."""
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from api.settings import Settings
+
+    with TestClient(create_app(Settings(device="cpu"))) as client:
+        card = client.get("/v1/model").json()
+        assert card["name"] == "fer-baseline" and card["default_tta"] == "tencrop"
+        body = client.post("/v1/predict", files={"file": ("astronaut.jpg", astronaut_jpeg)}).json()
+    assert len(body["faces"]) == 1 and body["faces"][0]["emotion"] == "happy"
+    assert body["faces"][0]["score"] > 0.8
