@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
+from api.settings import Settings
 from fer.errors import FerError
 
 # SIGTERM: uvicorn stops accepting connections and waits this long for requests in flight (each has
@@ -41,6 +43,7 @@ def serve(
         os.environ["FER_DEVICE"] = device
     if tta is not None:
         os.environ["FER_TTA"] = tta
+    check_settings()
     uvicorn.run(
         "api:create_app",
         factory=True,
@@ -52,3 +55,12 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,  # do not advertise the server software
     )
+
+
+def check_settings() -> Settings:
+    """Read the FER_* settings once here, so that a bad value is one clear line, not a worker's traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"FER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise FerError(f"bad setting: {problems}") from None

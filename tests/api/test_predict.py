@@ -227,3 +227,20 @@ def test_shipped_weights_end_to_end(astronaut_jpeg):
         body = client.post("/v1/predict", files={"file": ("astronaut.jpg", astronaut_jpeg)}).json()
     assert len(body["faces"]) == 1 and body["faces"][0]["emotion"] == "happy"
     assert body["faces"][0]["score"] > 0.8
+
+
+def test_uploads_never_touch_the_disk_or_the_logs(client, astronaut, tmp_path, monkeypatch, caplog):
+    import logging
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where any spooled upload would land
+    big = encode(np.asarray(Image.fromarray(astronaut).resize((2048, 2048))), "JPEG", quality=100)
+    assert len(big) > 1024 * 1024  # over Starlette's 1 MB in-memory limit for form files
+    with caplog.at_level(logging.DEBUG):
+        multipart = client.post("/v1/predict", files={"file": ("big.jpg", big)})
+        as_json = client.post("/v1/predict", json={"image": base64.b64encode(big).decode()})
+        failed = client.post("/v1/predict", json={"image": base64.b64encode(b"secret bytes").decode()})
+    assert multipart.status_code == 200 and as_json.status_code == 200 and failed.status_code == 400
+    assert list(tmp_path.iterdir()) == []
+    assert base64.b64encode(big[:300]).decode()[:100] not in caplog.text
+    assert "secret bytes" not in caplog.text

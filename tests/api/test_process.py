@@ -133,3 +133,15 @@ def test_serve_with_missing_weights_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "no weights at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_with_a_bad_setting_is_a_clear_error():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FER_MAX_BATCH_SIZE": "lots"},
+    )
+    assert result.returncode == 2
+    assert "FER_MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
