@@ -124,6 +124,23 @@ def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpe
             os.killpg(server.pid, signal.SIGKILL)
 
 
+def test_plain_uvicorn_starts_the_same_app_from_fer_variables(exported_weights, astronaut_jpeg):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start(
+        ["-m", "uvicorn", "--factory", "api:create_app", "--port", str(port)],
+        env={"FER_WEIGHTS": str(exported_weights), "FER_TTA": "none", "FER_MAX_FACES": "3"},
+    )
+    try:
+        _wait_ready(url, server)
+        assert httpx.get(f"{url}/v1/model").json()["id"].startswith("tiny@")
+        response = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)}, timeout=30)
+        assert response.status_code == 200 and len(response.json()["faces"]) == 1
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_serve_with_missing_weights_is_a_clear_error(tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).with_name("fer")), "serve", "--weights", str(tmp_path / "none.safetensors")],
