@@ -1,10 +1,11 @@
 """The `fer` command.
 
-    fer predict photo.jpg [--json] [--no-detect]
+    fer predict photo.jpg photos/ clip.mp4 [--json] [--no-detect] [--annotate DIR]
     fer evaluate ../shared/data/fer2013.zip --split validation [--weights runs/train/best.pt] [--json] [--plot cm.png]
     fer export runs/train/best.pt --out weights/my-model [--data ../shared/data/fer2013.zip]
     fer download --dest data/ [--source dataset|competition]
     fer models
+    fer webcam [--source 0|video.mp4|URL] [--api URL] [--headless] [--output out.mp4] [--log frames.jsonl]
     fer serve [--host 127.0.0.1] [--port 8000] [--weights PATH] [--device auto|cuda|cpu] [--workers N]
 
 Mistakes a user can fix (a missing file, an unreadable image, a bad value) print one line and exit
@@ -14,6 +15,7 @@ with status 2; --debug shows the traceback instead.
 import argparse
 import json
 import logging
+import os
 import sys
 
 from fer import __version__
@@ -41,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation; default: the weights' best")
 
     predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    predict.add_argument("images", nargs="+", metavar="PATH", help="images, folders (searched recursively), videos")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image, or per video frame")
+    predict.add_argument("--annotate", metavar="DIR", help="write annotated copies (boxes, emotions, bars) here")
     predict.add_argument("--no-detect", action="store_true", help="treat each whole image as one face crop")
 
     evaluate = commands.add_parser(
@@ -67,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", parents=[common], help="architectures with parameters and FLOPs per face")
 
+    webcam = commands.add_parser(
+        "webcam", parents=[common], help="live emotion overlay from a camera, a video file or a stream"
+    )
+    from fer.live.demo import add_arguments as add_webcam_arguments
+
+    add_webcam_arguments(webcam)
+
     serve = commands.add_parser(
         "serve",
         parents=[common, model],
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "download": run_download,
         "models": run_models,
         "serve": run_serve,
+        "webcam": run_webcam,
     }
     try:
         return handler[args.command](args)
@@ -99,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `fer predict clip.mp4 --json | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _load_predictor(args):
@@ -108,25 +122,15 @@ def _load_predictor(args):
 
 
 def run_predict(args) -> int:
+    from fer.files import predict_paths
+
+    def print_error(error: FerError) -> None:
+        if args.debug:
+            raise error
+        print(f"fer: error: {error}", file=sys.stderr)
+
     predictor = _load_predictor(args)
-    failed = 0
-    for path in args.images:
-        try:
-            faces = predictor.predict_image(path, detect=not args.no_detect)
-        except FerError as error:
-            if args.debug:
-                raise
-            print(f"fer: error: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        if args.json:
-            print(json.dumps({"path": path, "faces": [face.to_dict() for face in faces]}))
-            continue
-        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
-        for face in faces:
-            others = sorted(face.scores.items(), key=lambda item: -item[1])[1:3]
-            also = ", ".join(f"{emotion} {score:.2f}" for emotion, score in others)
-            print(f"  box {list(face.box)}  {face.emotion} {face.score:.2f}  ({also})")
+    failed = predict_paths(predictor, args.images, not args.no_detect, args.json, args.annotate, print_error)
     return EXIT_USER_ERROR if failed else 0
 
 
@@ -177,6 +181,12 @@ def run_models(args) -> int:
         summary = describe_model(name)
         print(f"{name:<14}{summary.parameters:>12,}{summary.flops_per_face / 1e6:>13,.0f}")
     return 0
+
+
+def run_webcam(args) -> int:
+    from fer.live.demo import run
+
+    return run(args)
 
 
 def run_serve(args) -> int:

@@ -141,3 +141,38 @@ def run_python(*args, env=None, timeout=240, cwd=REPO):
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
     )
+
+
+def write_face_video(
+    path: Path, frames: int = 20, fps: float = 10.0, noise: float = 0.0, hide_smile: float = 0.0, seed: int = 0
+) -> Path:
+    """An MP4 of a real face (the astronaut, scaled up to 400 px) drifting across a 640x480 background,
+    written with OpenCV. `noise`: Gaussian pixel noise of that standard deviation on every frame;
+    `hide_smile`: the share of frames, drawn at random, whose mouth is covered (the expression flickers)."""
+    from PIL import Image
+    from skimage import data
+
+    face = np.asarray(Image.fromarray(data.astronaut()).resize((400, 400)))[:, :, ::-1]  # RGB -> BGR
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    assert writer.isOpened()
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 90, dtype=np.uint8)
+        left = 60 + 4 * i
+        frame[40:440, left : left + 400] = face
+        if rng.random() < hide_smile:
+            frame[40 + 100 : 40 + 128, left + 140 : left + 205] = 90
+        if noise:
+            frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def count_video_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count

@@ -1,0 +1,121 @@
+"""`fer predict` over many inputs: images, folders (recursive) and videos (every frame), with
+optional annotated copies of each.
+
+    fer predict photos/ clip.mp4 selfie.jpg --json --annotate annotated/
+"""
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer.errors import FerError
+from fer.labels import EMOTIONS
+from fer.live.overlay import draw_face
+from fer.live.sources import VIDEO_SUFFIXES, VideoFileReader, open_capture
+from fer.predictor import Predictor, as_rgb_or_gray, face_results
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, Path]]:
+    """(file, its path relative to the argument it came from) for every image and video; a folder is
+    searched recursively in sorted order. A path that does not exist is yielded as is (and fails)."""
+    for argument in paths:
+        root = Path(argument)
+        if root.is_dir():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                    yield path, path.relative_to(root)
+        else:
+            yield root, Path(root.name)
+
+
+def predict_paths(
+    predictor: Predictor, paths: list[str], detect: bool, as_json: bool, annotate_dir: str | None, print_error
+) -> int:
+    """Print results for every input; return how many inputs failed (each failure printed, not raised)."""
+    failed = 0
+    for path, relative in expand_inputs(paths):
+        target = Path(annotate_dir) / relative if annotate_dir else None
+        try:
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                _predict_video(predictor, path, detect, as_json, target)
+            else:
+                _predict_image(predictor, path, detect, as_json, target)
+        except FerError as error:
+            print_error(error)
+            failed += 1
+    return failed
+
+
+def _predict_image(predictor: Predictor, path: Path, detect: bool, as_json: bool, target: Path | None) -> None:
+    image = as_rgb_or_gray(str(path))
+    boxes, pixels = predictor.find_faces(image, detect)
+    faces = face_results(boxes, predictor.predict_pixels(pixels))
+    if target is not None:
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+        for face in faces:
+            draw_face(bgr, face.box, np.array([face.scores[e] for e in EMOTIONS]))
+        _write_image(target, bgr)
+    if as_json:
+        print(json.dumps({"path": str(path), "faces": [face.to_dict() for face in faces]}))
+        return
+    print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+    for face in faces:
+        others = sorted(face.scores.items(), key=lambda item: -item[1])[1:3]
+        also = ", ".join(f"{emotion} {score:.2f}" for emotion, score in others)
+        print(f"  box {list(face.box)}  {face.emotion} {face.score:.2f}  ({also})")
+
+
+def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool, target: Path | None) -> None:
+    """One JSON line per frame (--json), or a summary; every frame is read, none dropped."""
+    reader = VideoFileReader(open_capture(str(path)))
+    writer = None
+    frames = faces_total = 0
+    emotions: Counter[str] = Counter()
+    try:
+        for frame in reader:
+            boxes, pixels = predictor.find_faces(as_rgb_or_gray(frame.image, "BGR"), detect)
+            faces = face_results(boxes, predictor.predict_pixels(pixels))
+            frames += 1
+            faces_total += len(faces)
+            emotions.update(face.emotion for face in faces)
+            if target is not None:
+                writer = writer or _open_video_writer(target.with_suffix(".mp4"), reader.fps, frame.image)
+                annotated = frame.image.copy()
+                for face in faces:
+                    draw_face(annotated, face.box, np.array([face.scores[e] for e in EMOTIONS]))
+                writer.write(annotated)
+            if as_json:
+                record = {"path": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 4)}
+                print(json.dumps({**record, "faces": [face.to_dict() for face in faces]}))
+    finally:
+        reader.close()
+        if writer is not None:
+            writer.release()
+    if not as_json:
+        total = sum(emotions.values())
+        shares = ", ".join(f"{e} {emotions[e] / total:.0%}" for e in EMOTIONS if emotions[e]) if total else "none"
+        print(f"{path}: {frames} frames, {faces_total} faces; emotions: {shares}")
+
+
+def _write_image(target: Path, bgr: np.ndarray) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() not in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}:
+        target = target.with_suffix(".png")  # OpenCV cannot write GIF
+    if not cv2.imwrite(os.fspath(target), bgr):
+        raise FerError(f"cannot write {target}")
+
+
+def _open_video_writer(target: Path, fps: float, first: np.ndarray) -> cv2.VideoWriter:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    height, width = first.shape[:2]
+    writer = cv2.VideoWriter(os.fspath(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise FerError(f"cannot write the video {target}")
+    return writer

@@ -1,0 +1,13 @@
+"""Live emotion overlay from a camera, a video file or a stream; the same as `fer webcam`.
+
+    python scripts/webcam_demo.py [--source 0|video.mp4|rtsp://...] [--api URL] [--headless] [--output out.mp4]
+
+See `python scripts/webcam_demo.py --help` and the README's "Webcam demo" section.
+"""
+
+import sys
+
+from fer.live.demo import main
+
+if __name__ == "__main__":
+    sys.exit(main())
