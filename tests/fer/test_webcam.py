@@ -4,6 +4,7 @@ run as users run them, on generated videos: no camera and no display needed."""
 import json
 import re
 
+import cv2
 import httpx
 import pytest
 
@@ -31,6 +32,9 @@ def test_headless_run_writes_the_annotated_video_and_a_log_line_per_frame(face_v
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert count_video_frames(out) == count_video_frames(face_video) == 20
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)  # the source's frame rate
+    capture.release()
     entries = _log(log)
     assert [entry["frame"] for entry in entries] == list(range(20))
     assert entries[10]["timestamp"] == pytest.approx(1.0)  # 10 fps
