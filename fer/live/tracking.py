@@ -5,16 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer.faces import Box
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+from fer.faces import Box, box_iou
 
 
 @dataclass

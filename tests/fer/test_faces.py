@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.faces import HaarFaceDetector, YuNetFaceDetector
+from fer.faces import HaarFaceDetector, YuNetFaceDetector, box_iou
 
 
 def test_haar_finds_the_face_in_gray_and_rgb_photographs():
@@ -44,3 +44,14 @@ def test_unloadable_detectors_are_clear_errors(tmp_path):
         HaarFaceDetector(bad)
     with pytest.raises(FerError, match="no YuNet model at"):
         YuNetFaceDetector(tmp_path / "face_detection_yunet.onnx")
+
+
+def test_large_photos_are_scanned_downscaled_and_boxes_come_back_in_their_pixels():
+    from skimage import data
+
+    big = cv2.resize(data.astronaut(), (4000, 4000), interpolation=cv2.INTER_CUBIC)  # 16 megapixels
+    boxes = HaarFaceDetector(max_side=1280).detect(big)
+    scale = 4000 / 512  # the face sits at about (176, 66, 95, 95) in the 512-pixel original
+    expected = tuple(round(v * scale) for v in (176, 66, 95, 95))
+    assert max(box_iou(box, expected) for box in boxes) > 0.7  # Haar adds false positives on upscaled photos
+    assert all(x + w <= 4000 and y + h <= 4000 for x, y, w, h in boxes)

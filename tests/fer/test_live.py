@@ -6,8 +6,9 @@ import time
 import numpy as np
 import pytest
 
+from fer.faces import box_iou
 from fer.live.sources import LatestFrameReader
-from fer.live.tracking import FaceTracker, box_iou
+from fer.live.tracking import FaceTracker
 
 
 def _one_hot(index: int) -> np.ndarray:
