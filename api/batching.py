@@ -47,10 +47,6 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fer-batcher")
         self._collector: asyncio.Task | None = None
 
-    @property
-    def pending_faces(self) -> int:
-        return sum(len(job.pixels) for job in list(self._queue._queue))  # noqa: SLF001 (read-only peek)
-
     def start(self) -> None:
         self._collector = asyncio.create_task(self._collect_forever(), name="fer-batcher")
 
