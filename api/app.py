@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loaded = predictor or await anyio.to_thread.run_sync(
-            lambda: Predictor.load(settings.weights, settings.device, settings.tta)
+            lambda: Predictor.load(settings.weights, settings.device, settings.tta, backend=settings.backend)
         )
         service = InferenceService(loaded, settings, metrics)
         await service.start()

@@ -74,6 +74,7 @@ class ModelCard(BaseModel):
     default_tta: str
     device: str = Field(description="where this server runs the model", examples=["cuda", "cpu"])
     precision: str = Field(examples=["float16", "float32"])
+    backend: str = Field(description="the engine running the model", examples=["onnxruntime", "torch"])
     version: str = Field(description="version of the fer package serving it")
     exported: str | None = None
 

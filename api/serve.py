@@ -31,6 +31,7 @@ def serve(
     device: str | None = None,
     tta: str | None = None,
     workers: int = 1,
+    backend: str | None = None,
     log_level: str = "info",
 ) -> None:
     if workers < 1:
@@ -43,6 +44,8 @@ def serve(
         os.environ["FER_DEVICE"] = device
     if tta is not None:
         os.environ["FER_TTA"] = tta
+    if backend is not None:
+        os.environ["FER_BACKEND"] = backend
     check_settings()
     uvicorn.run(
         "api:create_app",

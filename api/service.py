@@ -45,7 +45,13 @@ class InferenceService:
         self.batcher.start()
         await self._warm_up()
         self.ready = True
-        logger.info("model %s ready on %s (tta %s)", self.model_id, self.predictor.device, self.tta)
+        logger.info(
+            "model %s ready on %s with %s (tta %s)",
+            self.model_id,
+            self.predictor.device,
+            self.predictor.backend,
+            self.tta,
+        )
 
     async def stop(self) -> None:
         self.ready = False
@@ -116,6 +122,7 @@ class InferenceService:
             "default_tta": self.tta,
             "device": str(self.predictor.device),
             "precision": str(self.predictor.dtype).removeprefix("torch."),
+            "backend": self.predictor.backend,
             "version": __version__,
             "exported": card.get("exported"),
         }

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     weights: str | None = None  # .safetensors (with its .json card) or checkpoint; None: shipped weights
     device: DeviceName = "auto"  # auto: CUDA, then MPS, then CPU
     tta: TtaMode | None = None  # default test-time augmentation; None: the one the model card chose
+    backend: Literal["auto", "torch", "onnx"] = "auto"  # CPU engine: auto prefers ONNX Runtime (faster)
 
     # Dynamic batching: faces of concurrent requests share one forward pass.
     max_batch_size: int = Field(64, ge=1)  # faces per forward pass

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     model.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation; default: the weights' best")
+    model.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="CPU engine: auto uses ONNX Runtime when the weights have a matching .onnx (faster), else PyTorch",
+    )
 
     predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
     predict.add_argument("images", nargs="+", metavar="PATH", help="images, folders (searched recursively), videos")
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load_predictor(args):
     from fer.predictor import Predictor
 
-    return Predictor.load(args.weights, device=args.device, tta=args.tta)
+    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend)
 
 
 def run_predict(args) -> int:
@@ -194,7 +200,8 @@ def run_serve(args) -> int:
 
     # --device defaults to "auto" for every command; only pass what the user chose to the app.
     device = None if args.device == "auto" else args.device
-    serve(args.host, args.port, args.weights, device, args.tta, args.workers)
+    backend = None if args.backend == "auto" else args.backend
+    serve(args.host, args.port, args.weights, device, args.tta, args.workers, backend)
     return 0
 
 

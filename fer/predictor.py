@@ -15,12 +15,16 @@ import torch
 from PIL import Image
 
 from fer.device import resolve_device
+from fer.errors import FerError
 from fer.faces import Box, HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
+from fer.onnx_runtime import load_onnx_model
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import TTA_MODES, predict_probabilities
-from fer.weights import load_model
+from fer.weights import default_weights_path, load_model
+
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -43,13 +47,18 @@ class Predictor:
         tta: str = "none",
         detector=None,
         batch_size: int = 256,
+        onnx_model=None,
     ):
+        """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load)."""
         if tta not in TTA_MODES:
             raise ValueError(f"unknown TTA mode {tta!r}; choose from {', '.join(TTA_MODES)}")
         self.device = device
         # Half precision on GPUs (tensor cores, half the memory traffic); fp32 elsewhere.
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
         self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+        use_onnx = onnx_model is not None and device.type == "cpu"
+        self.forward = onnx_model if use_onnx else self.model  # what predict_pixels calls
+        self.backend = "onnxruntime" if use_onnx else "torch"
         self.card = card
         self.tta = tta
         self.batch_size = batch_size
@@ -57,13 +66,29 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, weights: str | os.PathLike | None = None, device: str = "auto", tta: str | None = None, detector=None
+        cls,
+        weights: str | os.PathLike | None = None,
+        device: str = "auto",
+        tta: str | None = None,
+        detector=None,
+        backend: str = "auto",
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
-        `tta` defaults to the card's `default_tta` (the setting that scored best on validation)."""
+        `tta` defaults to the card's `default_tta` (the setting that scored best on validation).
+        `backend`: on a CPU, "auto" runs the .onnx exported beside the weights with ONNX Runtime when
+        it agrees with them (faster), else PyTorch; "torch" always PyTorch; "onnx" requires the .onnx."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        weights = weights if weights is not None else default_weights_path()
         model, card = load_model(weights)
         tta = tta or card.get("default_tta", "none")
-        return cls(model, card, resolve_device(device), tta, detector)
+        resolved = resolve_device(device)
+        onnx_model = None
+        if resolved.type == "cpu" and backend != "torch":
+            onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
+        elif backend == "onnx":
+            raise FerError(f"backend onnx runs on the CPU only; this device is {resolved.type}")
+        return cls(model, card, resolved, tta, detector, onnx_model=onnx_model)
 
     @property
     def detector(self):
@@ -84,7 +109,7 @@ class Predictor:
             batch = (
                 pixels[start : start + self.batch_size].to(self.device).unsqueeze(1).to(self.dtype)
             )  # (B, 1, 48, 48)
-            outputs.append(predict_probabilities(self.model, batch, tta).float().cpu())
+            outputs.append(predict_probabilities(self.forward, batch, tta).float().cpu())
         if not outputs:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         return torch.cat(outputs).numpy()

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights for in-process inference; default: shipped weights")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--tta", choices=TTA_MODES, default="none", help="in-process TTA (default none: live speed)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="in-process CPU engine")
     parser.add_argument(
         "--smooth", type=float, default=0.6, metavar="ALPHA", help="weight of the past in [0, 1); 0: no smoothing"
     )
@@ -54,7 +55,7 @@ def make_classifier(args):
         return ApiClassifier(args.api, args.api_key)
     from fer.predictor import Predictor
 
-    return LocalClassifier(Predictor.load(args.weights, device=args.device, tta=args.tta))
+    return LocalClassifier(Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend))
 
 
 class FpsMeter:
