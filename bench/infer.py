@@ -1,5 +1,6 @@
 """Classification throughput: faces/s of the model on preprocessed 48x48 faces, per batch size and
-backend (PyTorch eager through Predictor.predict_faces, torch.compile, ONNX Runtime).
+backend (PyTorch eager through Predictor.predict_faces, torch.compile, and a bare ONNX Runtime session;
+Predictor itself picks ONNX Runtime on a CPU when the weights have a matching .onnx).
 
     python bench/infer.py --device cpu --backends eager compile onnx
     python bench/infer.py --device cuda --weights weights/fer-baseline.safetensors
@@ -68,7 +69,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    predictor = Predictor.load(args.weights, device=args.device, tta=args.tta)
+    predictor = Predictor.load(args.weights, device=args.device, tta=args.tta, backend="torch")
     print(f"model {predictor.card.get('name')} ({predictor.card.get('arch')}), tta {args.tta}")
     print(f"machine: {describe_device(device)}; torch {torch.__version__}; {predictor.dtype} on {device.type}")
     print(f"faces/s: median of {args.runs} calls after {args.warmup} warm-up calls")
