@@ -26,6 +26,9 @@ class OnnxModel:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3  # errors only
+        # Idle worker threads sleep instead of spinning: in a server or the webcam demo the model shares
+        # the cores with decoding, detection and the event loop, which spinning threads would starve.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
