@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from fer.errors import FerError
-from fer.labels import EMOTIONS
+from fer.labels import emotion_shares
 from fer.live.overlay import draw_face
-from fer.live.sources import VIDEO_SUFFIXES, VideoFileReader, open_capture
+from fer.live.sources import VIDEO_SUFFIXES, VideoFileReader, open_capture, open_video_writer
 from fer.predictor import Predictor, as_rgb_or_gray, face_results
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -56,11 +56,12 @@ def predict_paths(
 def _predict_image(predictor: Predictor, path: Path, detect: bool, as_json: bool, target: Path | None) -> None:
     image = as_rgb_or_gray(str(path))
     boxes, pixels = predictor.find_faces(image, detect)
-    faces = face_results(boxes, predictor.predict_pixels(pixels))
+    probabilities = predictor.predict_pixels(pixels)
+    faces = face_results(boxes, probabilities)
     if target is not None:
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
-        for face in faces:
-            draw_face(bgr, face.box, np.array([face.scores[e] for e in EMOTIONS]))
+        for box, row in zip(boxes, probabilities):
+            draw_face(bgr, box, row)
         _write_image(target, bgr)
     if as_json:
         print(json.dumps({"path": str(path), "faces": [face.to_dict() for face in faces]}))
@@ -81,15 +82,16 @@ def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool
     try:
         for frame in reader:
             boxes, pixels = predictor.find_faces(as_rgb_or_gray(frame.image, "BGR"), detect)
-            faces = face_results(boxes, predictor.predict_pixels(pixels))
+            probabilities = predictor.predict_pixels(pixels)
+            faces = face_results(boxes, probabilities)
             frames += 1
             faces_total += len(faces)
             emotions.update(face.emotion for face in faces)
             if target is not None:
-                writer = writer or _open_video_writer(target.with_suffix(".mp4"), reader.fps, frame.image)
+                writer = writer or open_video_writer(target.with_suffix(".mp4"), reader.fps, frame.image)
                 annotated = frame.image.copy()
-                for face in faces:
-                    draw_face(annotated, face.box, np.array([face.scores[e] for e in EMOTIONS]))
+                for box, row in zip(boxes, probabilities):
+                    draw_face(annotated, box, row)
                 writer.write(annotated)
             if as_json:
                 record = {"path": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 4)}
@@ -99,9 +101,7 @@ def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool
         if writer is not None:
             writer.release()
     if not as_json:
-        total = sum(emotions.values())
-        shares = ", ".join(f"{e} {emotions[e] / total:.0%}" for e in EMOTIONS if emotions[e]) if total else "none"
-        print(f"{path}: {frames} frames, {faces_total} faces; emotions: {shares}")
+        print(f"{path}: {frames} frames, {faces_total} faces; emotions: {emotion_shares(emotions)}")
 
 
 def _write_image(target: Path, bgr: np.ndarray) -> None:
@@ -110,12 +110,3 @@ def _write_image(target: Path, bgr: np.ndarray) -> None:
         target = target.with_suffix(".png")  # OpenCV cannot write GIF
     if not cv2.imwrite(os.fspath(target), bgr):
         raise FerError(f"cannot write {target}")
-
-
-def _open_video_writer(target: Path, fps: float, first: np.ndarray) -> cv2.VideoWriter:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    height, width = first.shape[:2]
-    writer = cv2.VideoWriter(os.fspath(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise FerError(f"cannot write the video {target}")
-    return writer

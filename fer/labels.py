@@ -18,6 +18,14 @@ def emotion_index(name: str) -> int:
         raise KeyError(f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}") from None
 
 
+def emotion_shares(counts) -> str:
+    """{'happy': 29, 'sad': 1} -> 'happy 97%, sad 3%' (EMOTIONS order, absent ones left out), or 'none'."""
+    total = sum(counts.values())
+    if not total:
+        return "none"
+    return ", ".join(f"{e} {counts[e] / total:.0%}" for e in EMOTIONS if counts.get(e))
+
+
 def check_labels(labels, source: str) -> None:
     """Raise ValueError unless `labels` (from a weights file or checkpoint) equal `EMOTIONS`."""
     if tuple(labels) != EMOTIONS:

@@ -20,9 +20,9 @@ import numpy as np
 
 from fer.device import DEVICE_CHOICES
 from fer.errors import FerError
-from fer.labels import EMOTIONS
+from fer.labels import EMOTIONS, emotion_shares
 from fer.live.overlay import draw_face, draw_status
-from fer.live.sources import open_reader, parse_source
+from fer.live.sources import open_reader, open_video_writer, parse_source
 from fer.live.tracking import FaceTracker
 from fer.tta import TTA_MODES
 
@@ -100,7 +100,7 @@ def run(args) -> int:
             draw_status(annotated, fps_meter.tick(), classifier.device, None if args.headless else HELP_LINE)
 
             if args.output:
-                writer = writer or _open_writer(args.output, reader.fps, annotated)
+                writer = writer or open_video_writer(args.output, reader.fps, annotated)
                 writer.write(annotated)
             if log:
                 log.write(json.dumps(_log_entry(frame, tracked)) + "\n")
@@ -108,7 +108,7 @@ def run(args) -> int:
             faces += len(tracked)
             emotion_counts.update(EMOTIONS[int(np.argmax(face.smoothed))] for face in tracked)
 
-            if window is not None and _handle_keys(window, annotated, args.snapshot_dir) == "quit":
+            if window is not None and _show_and_handle_keys(window, annotated, args.snapshot_dir) == "quit":
                 break
             if args.max_frames and frames >= args.max_frames:
                 break
@@ -124,7 +124,7 @@ def run(args) -> int:
     return 0
 
 
-def _handle_keys(window, annotated: np.ndarray, snapshot_dir: str) -> str | None:
+def _show_and_handle_keys(window, annotated: np.ndarray, snapshot_dir: str) -> str | None:
     window.show(annotated)
     paused = False
     while True:
@@ -139,14 +139,6 @@ def _handle_keys(window, annotated: np.ndarray, snapshot_dir: str) -> str | None
             paused = not paused
         if not paused:
             return None
-
-
-def _open_writer(path: str, fps: float, first: np.ndarray) -> cv2.VideoWriter:
-    height, width = first.shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise FerError(f"cannot write the video {path}")
-    return writer
 
 
 def _log_entry(frame, tracked) -> dict:
@@ -172,10 +164,8 @@ def _print_summary(frames, faces, seconds, emotion_counts, reader, args) -> None
     print(
         f"frames {frames}, faces {faces}, mean {fps:.1f} FPS" + (f", dropped {reader.dropped}" if reader.live else "")
     )
-    total = sum(emotion_counts.values())
-    if total:
-        shares = ", ".join(f"{e} {emotion_counts[e] / total:.0%}" for e in EMOTIONS if emotion_counts[e])
-        print(f"emotions over the run: {shares}")
+    if emotion_counts:
+        print(f"emotions over the run: {emotion_shares(emotion_counts)}")
     for path, what in ((args.output, "annotated video"), (args.log, "frame log")):
         if path:
             print(f"{what} written to {path}")

@@ -54,10 +54,8 @@ def open_capture(source: int | str) -> cv2.VideoCapture:
         if not path.is_file():
             raise FerError(f"no such video file: {source}")
         capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened() or capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 0 and not capture.grab():
+        if not capture.isOpened():  # FFmpeg found no video stream in the file
             raise FerError(f"cannot read {source} as a video")
-        if capture.get(cv2.CAP_PROP_POS_FRAMES) > 0:  # the grab() above consumed a frame: start again
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         return capture
     finally:
         if logging:
@@ -150,6 +148,16 @@ def open_reader(source: int | str) -> VideoFileReader | LatestFrameReader:
     if isinstance(source, int) or "://" in source:
         return LatestFrameReader(capture)
     return VideoFileReader(capture)
+
+
+def open_video_writer(path: str | os.PathLike, fps: float, first_frame: np.ndarray) -> cv2.VideoWriter:
+    """An MP4 writer sized for `first_frame` (BGR), its folder created; FerError if it cannot open."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    height, width = first_frame.shape[:2]
+    writer = cv2.VideoWriter(os.fspath(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise FerError(f"cannot write the video {path}")
+    return writer
 
 
 def is_video(path: str | os.PathLike) -> bool:
