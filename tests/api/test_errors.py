@@ -129,6 +129,16 @@ def test_malformed_multipart_is_400(client):
     _error(response, 400, "invalid_multipart")
 
 
+def test_a_multipart_body_of_thousands_of_tiny_parts_is_413(client):
+    boundary = "b"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="x{i}"\r\n\r\nv\r\n' for i in range(300))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    response = client.post(
+        "/v1/predict", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    _error(response, 413, "too_many_parts")
+
+
 def test_unknown_route_and_method_use_the_error_body(client):
     _error(client.get("/v2/predict"), 404, "not_found")
     _error(client.get("/v1/predict"), 405, "method_not_allowed")

@@ -162,3 +162,14 @@ def test_serve_with_a_bad_setting_is_a_clear_error():
     )
     assert result.returncode == 2
     assert "FER_MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_with_no_workers_is_a_clear_error():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "fer: error: --workers must be 1 or more"

@@ -160,3 +160,17 @@ def test_predict_video_summary_in_text_mode(face_video, exported_weights):
     result = fer("predict", str(face_video), "--weights", str(exported_weights))
     assert result.returncode == 0
     assert re.match(rf"{re.escape(str(face_video))}: 20 frames, \d+ faces; emotions: ", result.stdout)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--smooth", "1"], "--smooth must be at least 0 and below 1"),
+        (["--smooth", "-0.1"], "--smooth must be at least 0 and below 1"),
+        (["--max-frames", "0"], "--max-frames must be 1 or more"),
+    ],
+)
+def test_bad_option_values_are_one_clear_line(face_video, exported_weights, option, message):
+    result = fer("webcam", "--source", str(face_video), "--headless", "--weights", str(exported_weights), *option)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fer: error: {message}"
