@@ -37,7 +37,8 @@ class InferenceService:
         self.in_flight = 0
         self.ready = False
         self.draining = False
-        self.model_id = model_id(predictor.card)
+        # The int8 variant answers a little differently from the weights, so it has an id of its own.
+        self.model_id = model_id(predictor.card) + ("+int8" if predictor.quantized else "")
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -118,10 +119,10 @@ class InferenceService:
             "input": card.get("input", {}),
             "parameters": card.get("parameters"),
             "flops_per_face": card.get("flops_per_face"),
-            "metrics": card.get("metrics", {}),
+            "metrics": self.predictor.validation_metrics,
             "default_tta": self.tta,
             "device": str(self.predictor.device),
-            "precision": str(self.predictor.dtype).removeprefix("torch."),
+            "precision": self.predictor.precision,
             "backend": self.predictor.backend,
             "version": __version__,
             "exported": card.get("exported"),

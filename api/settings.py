@@ -9,10 +9,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fer.device import DEVICE_CHOICES
+from fer.predictor import BACKENDS
 from fer.tta import TTA_MODES
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]
+BackendName = Literal[BACKENDS]  # type: ignore[valid-type]
 
 
 class Settings(BaseSettings):
@@ -22,7 +24,7 @@ class Settings(BaseSettings):
     weights: str | None = None  # .safetensors (with its .json card) or checkpoint; None: shipped weights
     device: DeviceName = "auto"  # auto: CUDA, then MPS, then CPU
     tta: TtaMode | None = None  # default test-time augmentation; None: the one the model card chose
-    backend: Literal["auto", "torch", "onnx"] = "auto"  # CPU engine: auto prefers ONNX Runtime (faster)
+    backend: BackendName = "auto"  # CPU engine: auto prefers ONNX Runtime (faster); int8: the quantized variant
 
     # Dynamic batching: faces of concurrent requests share one forward pass.
     max_batch_size: int = Field(64, ge=1)  # faces per forward pass

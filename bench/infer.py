@@ -1,9 +1,9 @@
-"""Classification throughput: faces/s of the model on preprocessed 48x48 faces, per batch size and
-backend (PyTorch eager through Predictor.predict_faces, torch.compile, and a bare ONNX Runtime session;
-Predictor itself picks ONNX Runtime on a CPU when the weights have a matching .onnx).
+"""Classification throughput: faces/s of Predictor.predict_faces on 48x48 face crops, per batch size
+and engine: PyTorch eager, torch.compile, ONNX Runtime float32 and the int8 variant (the engines of
+`--backend torch|onnx|int8`; `auto` picks ONNX Runtime float32 on a CPU).
 
-    python bench/infer.py --device cpu --backends eager compile onnx
-    python bench/infer.py --device cuda --weights weights/fer-baseline.safetensors
+    python bench/infer.py --device cpu --backends eager compile onnx int8
+    python bench/infer.py --device cuda --backends eager compile
 
 Each cell: the median of --runs timed calls after --warmup untimed ones, on the same random faces;
 faces/s = batch / median seconds. No TTA unless --tta (ten-crop costs 10 forward passes per face).
@@ -12,7 +12,6 @@ faces/s = batch / median seconds. No TTA unless --tta (ten-crop costs 10 forward
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,6 @@ import torch
 from fer.device import describe_device, resolve_device
 from fer.predictor import Predictor
 from fer.tta import TTA_MODES
-from fer.weights import default_weights_path
 
 
 def seconds_per_call(function, warmup: int, runs: int, device: torch.device) -> float:
@@ -38,28 +36,28 @@ def seconds_per_call(function, warmup: int, runs: int, device: torch.device) -> 
     return statistics.median(times)
 
 
-def eager(predictor: Predictor, faces: np.ndarray, tta: str):
-    return lambda: predictor.predict_faces(list(faces)) if tta == "none" else predictor.predict_pixels(faces, tta)
+def classify(predictor: Predictor, faces: np.ndarray, tta: str):
+    if tta == "none":
+        crops = list(faces)
+        return lambda: predictor.predict_faces(crops)
+    return lambda: predictor.predict_pixels(faces, tta)
 
 
-def onnx_session(weights: str | None, device: torch.device):
-    import onnxruntime
-
-    path = Path(weights or default_weights_path()).with_suffix(".onnx")
-    if not path.is_file():
-        raise SystemExit(f"no ONNX file next to the weights: {path} (export with `fer export`)")
-    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else []
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options, providers=providers + ["CPUExecutionProvider"])
-    return session, path
+def load_engine(name: str, args) -> Predictor:
+    if name == "compile":
+        eager = Predictor.load(args.weights, device=args.device, tta=args.tta, backend="torch")
+        return Predictor(torch.compile(eager.model), eager.card, eager.device, args.tta)
+    backend = {"eager": "torch", "onnx": "onnx", "int8": "int8"}[name]
+    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=backend)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", help="default: the shipped weights")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backends", nargs="+", default=["eager", "onnx"], choices=["eager", "compile", "onnx"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["eager", "onnx", "int8"], choices=["eager", "compile", "onnx", "int8"]
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256])
     parser.add_argument("--tta", default="none", choices=TTA_MODES)
     parser.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: torch's)")
@@ -69,34 +67,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    predictor = Predictor.load(args.weights, device=args.device, tta=args.tta, backend="torch")
-    print(f"model {predictor.card.get('name')} ({predictor.card.get('arch')}), tta {args.tta}")
-    print(f"machine: {describe_device(device)}; torch {torch.__version__}; {predictor.dtype} on {device.type}")
+    engines = {name: load_engine(name, args) for name in args.backends}
+    card = next(iter(engines.values())).card
+    print(f"model {card.get('name')} ({card.get('arch')}), tta {args.tta}")
+    print(f"machine: {describe_device(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("engines: " + ", ".join(f"{name} = {p.backend} {p.precision}" for name, p in engines.items()))
     print(f"faces/s: median of {args.runs} calls after {args.warmup} warm-up calls")
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, size=(max(args.batch_sizes), 48, 48), dtype=np.uint8)
 
-    header = f"{'batch':>6}" + "".join(f"{name:>12}" for name in args.backends)
-    print(header)
-    compiled = session = None
+    print(f"{'batch':>6}" + "".join(f"{name:>12}" for name in engines))
     for batch in args.batch_sizes:
         row = f"{batch:>6}"
-        chunk = faces[:batch]
-        for backend in args.backends:
-            if backend == "eager":
-                predictor.batch_size = max(batch, 1)
-                call = eager(predictor, chunk, args.tta)
-            elif backend == "compile":
-                if compiled is None:
-                    compiled = Predictor(torch.compile(predictor.model), predictor.card, device, args.tta)
-                call = eager(compiled, chunk, args.tta)
-            else:
-                if args.tta != "none":
-                    raise SystemExit("the ONNX backend is measured without TTA (--tta none)")
-                if session is None:
-                    session, _ = onnx_session(args.weights, device)
-                pixels = chunk[:, None].astype(np.float32)  # (B, 1, 48, 48), 0..255: the model normalizes
-                call = lambda pixels=pixels, session=session: session.run(["logits"], {"pixels": pixels})  # noqa: E731
+        for predictor in engines.values():
+            predictor.batch_size = batch  # one forward pass per call
+            call = classify(predictor, faces[:batch], args.tta)
             row += f"{batch / seconds_per_call(call, args.warmup, args.runs, device):>12,.0f}"
         print(row)
 

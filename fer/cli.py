@@ -17,10 +17,12 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from fer import __version__
 from fer.device import DEVICE_CHOICES
 from fer.errors import FerError
+from fer.predictor import BACKENDS
 from fer.tta import TTA_MODES
 
 EXIT_USER_ERROR = 2
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "torch", "onnx"],
-        help="CPU engine: auto uses ONNX Runtime when the weights have a matching .onnx (faster), else PyTorch",
+        choices=BACKENDS,
+        help="CPU engine: auto uses ONNX Runtime when the weights have a matching .onnx (faster), else PyTorch; "
+        "int8: the quantized variant (about 3x faster again; its accuracy is in the model card)",
     )
 
     predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
@@ -67,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", parents=[common], help="checkpoint -> .safetensors, .json card, .onnx")
     export.add_argument("checkpoint", metavar="CHECKPOINT")
     export.add_argument("--out", required=True, metavar="PREFIX", help="for example weights/my-model")
-    export.add_argument("--data", help="also measure validation accuracy for every TTA mode into the card")
+    export.add_argument(
+        "--data", help="measure validation accuracy for every TTA mode into the card, and write the int8 variant"
+    )
     export.add_argument("--no-onnx", action="store_true")
 
     download = commands.add_parser("download", parents=[common], help="fetch FER2013 from Kaggle")
@@ -164,10 +169,14 @@ def run_export(args) -> int:
 
     card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx)
     written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
+    if "int8" in card:
+        written.append(str(Path(args.out).with_name(card["int8"]["file"])))
     print(f"exported {card['arch']} (epoch {card['epoch']}) to {', '.join(written)}")
+    int8 = card.get("int8", {}).get("metrics", {}).get("validation", {})
     for tta, metrics in card["metrics"]["validation"].items():
         if metrics.get("accuracy") is not None:
-            print(f"  validation accuracy, tta {tta}: {metrics['accuracy']:.2%}")
+            line = f"  validation accuracy, tta {tta}: {metrics['accuracy']:.2%}"
+            print(line + (f" (int8: {int8[tta]['accuracy']:.2%})" if tta in int8 else ""))
     return 0
 
 

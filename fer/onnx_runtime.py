@@ -2,6 +2,10 @@
 faster than PyTorch eager (docs/benchmarks.md). The .onnx file that `fer export` writes next to the
 weights is used only after it gives the same logits as the weights themselves, so a stale or
 foreign .onnx can never change a prediction.
+
+The int8 variant (NAME.int8.onnx, see training.quantize) cannot match the float logits to 1e-3 by
+design; it is used only when asked for, and only when its sha256 is the one the model card recorded
+beside its measured validation accuracy.
 """
 
 import logging
@@ -15,6 +19,7 @@ from fer.preprocess import INPUT_SIZE
 
 logger = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-3  # max |logit difference| between the .onnx and the weights
+INT8_SUFFIX = ".int8.onnx"
 
 
 class OnnxModel:
@@ -80,3 +85,22 @@ def load_onnx_model(weights: str | os.PathLike, model: torch.nn.Module, required
         logger.warning("ignoring %s: its outputs differ from the weights'; export it again", path)
         return None
     return onnx_model
+
+
+def load_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel:
+    """The int8 model that the card of `weights` describes, after checking its sha256."""
+    from fer.errors import WeightsError
+    from fer.weights import file_sha256
+
+    entry = card.get("int8")
+    if not isinstance(entry, dict) or not entry.get("file") or not entry.get("sha256"):
+        raise WeightsError(f"{weights} has no int8 variant in its model card (fer export --data writes one)")
+    path = Path(weights).parent / Path(entry["file"]).name  # a bare name: the card cannot point elsewhere
+    if not path.is_file():
+        raise WeightsError(f"no int8 model at {path} (its model card names it)")
+    if file_sha256(path) != entry["sha256"]:
+        raise WeightsError(f"{path} does not match the sha256 in the model card: export it again")
+    try:
+        return OnnxModel(path)
+    except Exception as error:  # onnxruntime raises its own types for a damaged file
+        raise WeightsError(f"ONNX Runtime cannot load {path} ({error})") from None

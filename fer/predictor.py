@@ -19,12 +19,15 @@ from fer.errors import FerError
 from fer.faces import Box, HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
-from fer.onnx_runtime import load_onnx_model
+from fer.onnx_runtime import load_int8_model, load_onnx_model
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import TTA_MODES, predict_probabilities
 from fer.weights import default_weights_path, load_model
 
-BACKENDS = ("auto", "torch", "onnx")
+# CPU engines. "auto": ONNX Runtime float32 when the .onnx beside the weights agrees, else PyTorch;
+# "int8": the quantized variant, about 3x faster on CPUs with VNNI, at the accuracy its card records.
+BACKENDS = ("auto", "torch", "onnx", "int8")
+INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,10 @@ class Predictor:
         detector=None,
         batch_size: int = 256,
         onnx_model=None,
+        backend_name: str = "onnxruntime",
     ):
-        """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load)."""
+        """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
+        as `backend_name`."""
         if tta not in TTA_MODES:
             raise ValueError(f"unknown TTA mode {tta!r}; choose from {', '.join(TTA_MODES)}")
         self.device = device
@@ -58,7 +63,7 @@ class Predictor:
         self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
         use_onnx = onnx_model is not None and device.type == "cpu"
         self.forward = onnx_model if use_onnx else self.model  # what predict_pixels calls
-        self.backend = "onnxruntime" if use_onnx else "torch"
+        self.backend = backend_name if use_onnx else "torch"
         self.card = card
         self.tta = tta
         self.batch_size = batch_size
@@ -76,19 +81,36 @@ class Predictor:
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
         `tta` defaults to the card's `default_tta` (the setting that scored best on validation).
         `backend`: on a CPU, "auto" runs the .onnx exported beside the weights with ONNX Runtime when
-        it agrees with them (faster), else PyTorch; "torch" always PyTorch; "onnx" requires the .onnx."""
+        it agrees with them (faster), else PyTorch; "torch" always PyTorch; "onnx" requires the .onnx;
+        "int8" requires the quantized variant named in the card."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
         model, card = load_model(weights)
         tta = tta or card.get("default_tta", "none")
         resolved = resolve_device(device)
-        onnx_model = None
-        if resolved.type == "cpu" and backend != "torch":
+        onnx_model, name = None, "onnxruntime"
+        if backend in ("onnx", "int8") and resolved.type != "cpu":
+            raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.type}")
+        if backend == "int8":
+            onnx_model, name = load_int8_model(weights, card), INT8_ENGINE
+        elif resolved.type == "cpu" and backend != "torch":
             onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
-        elif backend == "onnx":
-            raise FerError(f"backend onnx runs on the CPU only; this device is {resolved.type}")
-        return cls(model, card, resolved, tta, detector, onnx_model=onnx_model)
+        return cls(model, card, resolved, tta, detector, onnx_model=onnx_model, backend_name=name)
+
+    @property
+    def quantized(self) -> bool:
+        return self.backend == INT8_ENGINE
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.quantized else str(self.dtype).removeprefix("torch.")
+
+    @property
+    def validation_metrics(self) -> dict:
+        """The card's validation accuracy of what runs: the int8 variant has its own."""
+        source = self.card.get("int8", {}) if self.quantized else self.card
+        return source.get("metrics", {})
 
     @property
     def detector(self):

@@ -1,10 +1,12 @@
-"""Export a training checkpoint's EMA weights for inference: NAME.safetensors, NAME.json, NAME.onnx.
+"""Export a training checkpoint's EMA weights for inference: NAME.safetensors, NAME.json, NAME.onnx,
+and with --data also NAME.int8.onnx.
 
-    fer export runs/train/best.pt --out weights/fer-baseline --data ../shared/data/fer2013.zip
+    fer export runs/train/best.pt --out weights/fer-v1 --data ../shared/data/fer2013.zip
 
 With --data, the card records validation accuracy for every TTA mode and picks the best as the
-model's default. The ONNX graph takes (batch, 1, 48, 48) float pixels in 0..255 and returns logits;
-its outputs are checked against PyTorch's before the export counts as done.
+model's default; it also holds the int8 variant (training.quantize), calibrated on Training faces,
+with its own validation accuracy and sha256. The ONNX graph takes (batch, 1, 48, 48) float pixels
+in 0..255 and returns logits; its outputs are checked against PyTorch's before the export counts.
 """
 
 import datetime
@@ -17,9 +19,10 @@ import torch
 
 from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
+from fer.onnx_runtime import INT8_SUFFIX
 from fer.preprocess import INPUT_SIZE
 from fer.tta import TTA_MODES
-from fer.weights import load_checkpoint, model_from_checkpoint, save_weights
+from fer.weights import file_sha256, load_checkpoint, model_from_checkpoint, save_weights
 
 ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes
 
@@ -61,14 +64,20 @@ def export_checkpoint(
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if data is not None:
-        card["metrics"]["validation"], card["default_tta"] = _validation_metrics(model, card, data)
-    save_weights(model.state_dict(), card, prefix)
+        card["metrics"]["validation"] = _validation_metrics(model, card, data)
+        card["default_tta"] = max(TTA_MODES, key=lambda tta: card["metrics"]["validation"][tta]["accuracy"])
+    onnx_path = prefix.with_name(prefix.name + ".onnx")
     if onnx:
-        export_onnx(model, prefix.with_name(prefix.name + ".onnx"))
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(model, onnx_path)
+    if onnx and data is not None:
+        card["int8"] = _export_int8(model, card, onnx_path, prefix.with_name(prefix.name + INT8_SUFFIX), data)
+    # The card is written last, so that it only ever describes files that were all written.
+    save_weights(model.state_dict(), card, prefix)
     return card
 
 
-def _validation_metrics(model, card, data) -> tuple[dict, str]:
+def _validation_metrics(model, card, data, onnx_model=None) -> dict:
     from fer.predictor import Predictor
     from training.data import VALIDATION, load_splits, select_split
     from training.evaluate import evaluate_predictor
@@ -76,11 +85,26 @@ def _validation_metrics(model, card, data) -> tuple[dict, str]:
     split = select_split(load_splits(data), VALIDATION, data)
     metrics = {}
     for tta in TTA_MODES:
-        report = evaluate_predictor(Predictor(model, card, torch.device("cpu"), tta), split.images, split.labels)
+        predictor = Predictor(model, card, torch.device("cpu"), tta, onnx_model=onnx_model)
+        report = evaluate_predictor(predictor, split.images, split.labels)
         metrics[tta] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
     model.float()
-    best = max(TTA_MODES, key=lambda tta: metrics[tta]["accuracy"])
-    return metrics, best
+    return metrics
+
+
+def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str) -> dict:
+    """Write the int8 variant and return its card entry, with its own validation accuracy."""
+    from fer.onnx_runtime import OnnxModel
+    from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx
+
+    quantize_onnx(onnx_path, int8_path, calibration_faces(data))
+    metrics = _validation_metrics(model, card, data, onnx_model=OnnxModel(int8_path))
+    return {
+        "file": int8_path.name,
+        "sha256": file_sha256(int8_path),
+        "method": DESCRIPTION,
+        "metrics": {"validation": metrics},
+    }
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> None:

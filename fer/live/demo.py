@@ -24,6 +24,7 @@ from fer.labels import EMOTIONS, emotion_shares
 from fer.live.overlay import draw_face, draw_status
 from fer.live.sources import open_reader, open_video_writer, parse_source
 from fer.live.tracking import FaceTracker
+from fer.predictor import BACKENDS
 from fer.tta import TTA_MODES
 
 TITLE = "fer: facial expression recognition"
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights for in-process inference; default: shipped weights")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--tta", choices=TTA_MODES, default="none", help="in-process TTA (default none: live speed)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="in-process CPU engine")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="in-process CPU engine")
     parser.add_argument(
         "--smooth", type=float, default=0.6, metavar="ALPHA", help="weight of the past in [0, 1); 0: no smoothing"
     )

@@ -214,16 +214,23 @@ def test_openapi_documents_every_route_with_examples(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_shipped_weights_end_to_end(astronaut_jpeg):
-    """The app as `make run` starts it: shipped weights, the card's default TTA, the astronaut smiles."""
+@pytest.mark.parametrize("backend", ["auto", "int8"])
+def test_shipped_weights_end_to_end(astronaut_jpeg, backend):
+    """The app as `make run` starts it (and with FER_BACKEND=int8): shipped weights, the card's default
+    TTA, the astronaut smiles."""
     from fastapi.testclient import TestClient
 
     from api import create_app
     from api.settings import Settings
+    from fer.weights import DEFAULT_WEIGHTS_NAME
 
-    with TestClient(create_app(Settings(device="cpu"))) as client:
+    with TestClient(create_app(Settings(device="cpu", backend=backend))) as client:
         card = client.get("/v1/model").json()
-        assert card["name"] == "fer-baseline" and card["default_tta"] == "tencrop"
+        assert card["name"] == DEFAULT_WEIGHTS_NAME and card["default_tta"] == card["tta"]
+        assert card["backend"] == {"auto": "onnxruntime", "int8": "onnxruntime-int8"}[backend]
+        assert card["precision"] == {"auto": "float32", "int8": "int8"}[backend]
+        assert card["id"].endswith("+int8") == (backend == "int8")
+        assert card["metrics"]["validation"][card["default_tta"]]["accuracy"] > 0.6
         body = client.post("/v1/predict", files={"file": ("astronaut.jpg", astronaut_jpeg)}).json()
     assert len(body["faces"]) == 1 and body["faces"][0]["emotion"] == "happy"
     assert body["faces"][0]["score"] > 0.8

@@ -1,0 +1,108 @@
+"""The int8 variant: written by `fer export --data`, described in the card, loaded only as described."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fer.errors import WeightsError
+from fer.predictor import Predictor
+from fer.weights import file_sha256
+from tests.conftest import run_python
+from training.data import VALIDATION, load_splits
+from training.export import export_checkpoint
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory, trained_checkpoint, kaggle_zip):
+    prefix = tmp_path_factory.mktemp("int8") / "model"
+    card = export_checkpoint(trained_checkpoint, prefix, data=str(kaggle_zip))
+    return prefix.with_name("model.safetensors"), card
+
+
+def _copy(weights, folder):
+    for name in ("model.safetensors", "model.json", "model.onnx", "model.int8.onnx"):
+        shutil.copy(weights.with_name(name), folder / name)
+    return folder / "model.safetensors"
+
+
+def test_export_writes_the_int8_model_with_its_own_validation_accuracy(int8_export):
+    weights, card = int8_export
+    int8 = weights.with_name("model.int8.onnx")
+    assert card["int8"]["file"] == "model.int8.onnx"
+    assert card["int8"]["sha256"] == file_sha256(int8)
+    assert set(card["int8"]["metrics"]["validation"]) == {"none", "flip", "tencrop"}
+    assert "Training faces" in card["int8"]["method"]
+    # Int8 weights take about a quarter of the float32 file.
+    assert int8.stat().st_size < 0.4 * weights.with_name("model.onnx").stat().st_size
+    assert json.loads(weights.with_suffix(".json").read_text())["int8"] == card["int8"]
+
+
+def test_int8_predictions_are_close_to_float32_and_the_card_accuracy_is_reproduced(int8_export, kaggle_zip):
+    weights, card = int8_export
+    faces = load_splits(kaggle_zip)[VALIDATION]
+    int8 = Predictor.load(weights, device="cpu", tta="none", backend="int8")
+    reference = Predictor.load(weights, device="cpu", tta="none", backend="torch")
+    assert int8.backend == "onnxruntime-int8"
+    fast, exact = int8.predict_pixels(faces.images), reference.predict_pixels(faces.images)
+    assert np.abs(fast - exact).max() < 0.05  # probabilities
+    accuracy = float((fast.argmax(1) == faces.labels).mean())
+    assert accuracy == pytest.approx(card["int8"]["metrics"]["validation"]["none"]["accuracy"])
+
+
+def test_a_changed_int8_file_is_refused(int8_export, tmp_path):
+    weights = _copy(int8_export[0], tmp_path)
+    (tmp_path / "model.int8.onnx").write_bytes(b"something else entirely")
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        Predictor.load(weights, device="cpu", backend="int8")
+
+
+def test_a_missing_int8_file_is_refused(int8_export, tmp_path):
+    weights = _copy(int8_export[0], tmp_path)
+    (tmp_path / "model.int8.onnx").unlink()
+    with pytest.raises(WeightsError, match="no int8 model at"):
+        Predictor.load(weights, device="cpu", backend="int8")
+
+
+def test_weights_without_an_int8_variant_say_how_to_make_one(exported_weights, trained_checkpoint):
+    for weights in (exported_weights, trained_checkpoint):
+        with pytest.raises(WeightsError, match="has no int8 variant"):
+            Predictor.load(weights, device="cpu", backend="int8")
+
+
+def test_the_card_cannot_point_the_int8_file_outside_its_folder(int8_export, tmp_path):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    weights = _copy(int8_export[0], inner)
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    shutil.copy(weights.with_name("model.int8.onnx"), tmp_path / "outside.int8.onnx")
+    card["int8"]["file"] = "../outside.int8.onnx"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="no int8 model at"):
+        Predictor.load(weights, device="cpu", backend="int8")
+
+
+def test_cli_evaluates_the_int8_variant(int8_export, kaggle_zip):
+    weights, card = int8_export
+    result = run_python(
+        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(weights), "--backend", "int8",
+        "--tta", "flip", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == pytest.approx(card["int8"]["metrics"]["validation"]["flip"]["accuracy"])
+
+
+def test_the_inference_benchmark_measures_every_cpu_engine(int8_export):
+    weights, _ = int8_export
+    result = run_python(
+        "bench/infer.py", "--weights", str(weights), "--backends", "eager", "onnx", "int8",
+        "--batch-sizes", "1", "8", "--warmup", "1", "--runs", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "eager = torch float32, onnx = onnxruntime float32, int8 = onnxruntime-int8 int8" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
+    assert [row[0] for row in rows] == ["1", "8"]
+    assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row[1:])
