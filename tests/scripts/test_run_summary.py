@@ -1,0 +1,31 @@
+import json
+
+from tests.conftest import run_python
+
+
+def _write_run(folder, accuracies, images_per_second):
+    folder.mkdir()
+    rows = [
+        {"epoch": e + 1, "val_accuracy": a, "images_per_second": s, "elapsed_seconds": 60.0 * (e + 1)}
+        for e, (a, s) in enumerate(zip(accuracies, images_per_second))
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_summarizes_throughput_time_to_targets_and_best_epoch(tmp_path):
+    run = _write_run(tmp_path / "fast", [0.5, 0.66, 0.71, 0.70], [100, 300, 200, 900])
+    slow = _write_run(tmp_path / "slow", [0.4, 0.6], [50, 70])
+    result = run_python("scripts/run_summary.py", str(run), str(slow), "--targets", "0.65", "0.7")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "| run | epochs | train img/s (median) | time to 65% | time to 70% | total | best validation (no TTA) |"
+    )
+    assert lines[2] == "| fast | 4 | 250 | 2.0 min (epoch 2) | 3.0 min (epoch 3) | 4.0 min | 71.00% (epoch 3) |"
+    assert lines[3] == "| slow | 2 | 60 | not reached | not reached | 2.0 min | 60.00% (epoch 2) |"
+
+
+def test_a_folder_without_metrics_is_a_clear_error(tmp_path):
+    result = run_python("scripts/run_summary.py", str(tmp_path))
+    assert result.returncode == 2 and "no " in result.stderr and "Traceback" not in result.stderr
