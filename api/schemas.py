@@ -32,9 +32,7 @@ class ImageResult(BaseModel):
 
 
 class PredictResponse(ImageResult):
-    model: str = Field(
-        description="name and weights hash of the model that answered", examples=["fer-baseline@7eb28ab29ca9"]
-    )
+    model: str = Field(description="name and weights hash of the model that answered", examples=["fer-v1@0123456789ab"])
     elapsed_ms: float = Field(description="time the server spent on the request")
 
 
@@ -63,18 +61,22 @@ class BatchResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
-    id: str = Field(examples=["fer-baseline@7eb28ab29ca9"])
+    id: str = Field(examples=["fer-v1@0123456789ab"])
     name: str
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str] = Field(examples=[list(EMOTIONS)])
     input: dict = Field(description="shape, color and normalization the model expects")
     parameters: int | None = None
     flops_per_face: int | None = None
-    metrics: dict = Field(default_factory=dict, description="validation accuracy and macro F1 per TTA mode")
+    metrics: dict = Field(
+        default_factory=dict, description="validation accuracy and macro F1 per TTA mode, of the engine that runs"
+    )
     default_tta: str
     device: str = Field(description="where this server runs the model", examples=["cuda", "cpu"])
-    precision: str = Field(examples=["float16", "float32"])
-    backend: str = Field(description="the engine running the model", examples=["onnxruntime", "torch"])
+    precision: str = Field(examples=["float16", "float32", "int8"])
+    backend: str = Field(
+        description="the engine running the model", examples=["onnxruntime-int8", "onnxruntime", "torch"]
+    )
     version: str = Field(description="version of the fer package serving it")
     exported: str | None = None
 

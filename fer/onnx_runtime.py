@@ -4,8 +4,9 @@ weights is used only after it gives the same logits as the weights themselves, s
 foreign .onnx can never change a prediction.
 
 The int8 variant (NAME.int8.onnx, see training.quantize) cannot match the float logits to 1e-3 by
-design; it is used only when asked for, and only when its sha256 is the one the model card recorded
-beside its measured validation accuracy.
+design. It is used only when its sha256 is the one the model card recorded beside its measured
+validation accuracy, and by default only when that accuracy holds: no TTA mode more than
+INT8_MAX_ACCURACY_DROP below the float model's.
 """
 
 import logging
@@ -20,6 +21,7 @@ from fer.preprocess import INPUT_SIZE
 logger = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-3  # max |logit difference| between the .onnx and the weights
 INT8_SUFFIX = ".int8.onnx"
+INT8_MAX_ACCURACY_DROP = 0.005  # validation accuracy the int8 variant may lose and still be the default
 
 
 class OnnxModel:
@@ -104,3 +106,30 @@ def load_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel:
         return OnnxModel(path)
     except Exception as error:  # onnxruntime raises its own types for a damaged file
         raise WeightsError(f"ONNX Runtime cannot load {path} ({error})") from None
+
+
+def int8_accuracy_holds(card: dict) -> bool:
+    """Whether the card shows the int8 variant within INT8_MAX_ACCURACY_DROP of the float model for
+    every TTA mode measured for both (False when either was not measured)."""
+    float_metrics = card.get("metrics", {}).get("validation", {})
+    int8_metrics = card.get("int8", {}).get("metrics", {}).get("validation", {})
+    modes = [mode for mode in float_metrics if mode in int8_metrics]
+    try:
+        drops = [float_metrics[mode]["accuracy"] - int8_metrics[mode]["accuracy"] for mode in modes]
+    except (KeyError, TypeError):
+        return False
+    return bool(drops) and max(drops) <= INT8_MAX_ACCURACY_DROP
+
+
+def load_default_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel | None:
+    """The int8 model for backend "auto": None when there is none or its accuracy does not hold; a
+    damaged or changed file is logged and skipped, like a disagreeing float .onnx."""
+    from fer.errors import WeightsError
+
+    if "int8" not in card or not int8_accuracy_holds(card):
+        return None
+    try:
+        return load_int8_model(weights, card)
+    except WeightsError as error:
+        logger.warning("ignoring the int8 variant: %s", error)
+        return None

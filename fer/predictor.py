@@ -19,13 +19,14 @@ from fer.errors import FerError
 from fer.faces import Box, HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
-from fer.onnx_runtime import load_int8_model, load_onnx_model
+from fer.onnx_runtime import load_default_int8_model, load_int8_model, load_onnx_model
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import TTA_MODES, predict_probabilities
 from fer.weights import default_weights_path, load_model
 
-# CPU engines. "auto": ONNX Runtime float32 when the .onnx beside the weights agrees, else PyTorch;
-# "int8": the quantized variant, about 3x faster on CPUs with VNNI, at the accuracy its card records.
+# CPU engines. "auto": the int8 variant when its card shows its accuracy holds (about 3x faster on
+# CPUs with VNNI), else ONNX Runtime float32 when the .onnx beside the weights agrees, else PyTorch;
+# the others force one engine.
 BACKENDS = ("auto", "torch", "onnx", "int8")
 INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
 
@@ -80,9 +81,10 @@ class Predictor:
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
         `tta` defaults to the card's `default_tta` (the setting that scored best on validation).
-        `backend`: on a CPU, "auto" runs the .onnx exported beside the weights with ONNX Runtime when
-        it agrees with them (faster), else PyTorch; "torch" always PyTorch; "onnx" requires the .onnx;
-        "int8" requires the quantized variant named in the card."""
+        `backend`: on a CPU, "auto" runs the int8 variant named in the card when its validation
+        accuracy holds (fer.onnx_runtime.int8_accuracy_holds), else the .onnx exported beside the
+        weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
+        float32 .onnx; "int8" requires the int8 variant."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
@@ -94,8 +96,14 @@ class Predictor:
             raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.type}")
         if backend == "int8":
             onnx_model, name = load_int8_model(weights, card), INT8_ENGINE
-        elif resolved.type == "cpu" and backend != "torch":
-            onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
+        elif resolved.type == "cpu" and backend == "auto":
+            onnx_model = load_default_int8_model(weights, card)
+            if onnx_model is not None:
+                name = INT8_ENGINE
+            else:
+                onnx_model = load_onnx_model(weights, model, required=False)
+        elif resolved.type == "cpu" and backend == "onnx":
+            onnx_model = load_onnx_model(weights, model, required=True)
         return cls(model, card, resolved, tta, detector, onnx_model=onnx_model, backend_name=name)
 
     @property

@@ -106,3 +106,38 @@ def test_the_inference_benchmark_measures_every_cpu_engine(int8_export):
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert [row[0] for row in rows] == ["1", "8"]
     assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row[1:])
+
+
+def _set_int8_accuracy(weights, drop):
+    """Rewrite the copied card so that the int8 variant measured `drop` below the float model."""
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    for mode, metrics in card["metrics"]["validation"].items():
+        card["int8"]["metrics"]["validation"][mode]["accuracy"] = metrics["accuracy"] - drop
+    card_path.write_text(json.dumps(card))
+
+
+def test_auto_runs_the_int8_variant_when_its_accuracy_holds(int8_export, tmp_path):
+    weights = _copy(int8_export[0], tmp_path)
+    _set_int8_accuracy(weights, drop=0.004)
+    assert Predictor.load(weights, device="cpu").backend == "onnxruntime-int8"
+    assert Predictor.load(weights, device="cpu", backend="onnx").backend == "onnxruntime"
+
+
+def test_auto_keeps_float32_when_the_int8_variant_lost_accuracy(int8_export, tmp_path):
+    weights = _copy(int8_export[0], tmp_path)
+    _set_int8_accuracy(weights, drop=0.006)
+    assert Predictor.load(weights, device="cpu").backend == "onnxruntime"
+    # Asked for by name, it still runs: the card says what it costs.
+    assert Predictor.load(weights, device="cpu", backend="int8").backend == "onnxruntime-int8"
+
+
+def test_auto_skips_a_changed_int8_file_with_a_warning(int8_export, tmp_path, caplog):
+    import logging
+
+    weights = _copy(int8_export[0], tmp_path)
+    _set_int8_accuracy(weights, drop=0.0)
+    (tmp_path / "model.int8.onnx").write_bytes(b"tampered")
+    with caplog.at_level(logging.WARNING):
+        assert Predictor.load(weights, device="cpu").backend == "onnxruntime"
+    assert "ignoring the int8 variant" in caplog.text and "sha256" in caplog.text
