@@ -32,7 +32,9 @@ class ImageResult(BaseModel):
 
 
 class PredictResponse(ImageResult):
-    model: str = Field(description="name and weights hash of the model that answered", examples=["fer-v1@0123456789ab"])
+    model: str = Field(
+        description="name and weights hash of the model that answered", examples=["fer-v1@7432f8bec2cb+int8"]
+    )
     elapsed_ms: float = Field(description="time the server spent on the request")
 
 
@@ -61,7 +63,7 @@ class BatchResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
-    id: str = Field(examples=["fer-v1@0123456789ab"])
+    id: str = Field(examples=["fer-v1@7432f8bec2cb+int8"])
     name: str
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str] = Field(examples=[list(EMOTIONS)])
