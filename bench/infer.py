@@ -1,6 +1,6 @@
 """Classification throughput: faces/s of Predictor.predict_faces on 48x48 face crops, per batch size
 and engine: PyTorch eager, torch.compile, ONNX Runtime float32 and the int8 variant (the engines of
-`--backend torch|onnx|int8`; `auto` picks ONNX Runtime float32 on a CPU).
+`--backend torch|onnx|int8`; on a CPU `auto` picks int8 when the card shows its accuracy holds).
 
     python bench/infer.py --device cpu --backends eager compile onnx int8
     python bench/infer.py --device cuda --backends eager compile

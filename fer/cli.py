@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="CPU engine: auto uses ONNX Runtime when the weights have a matching .onnx (faster), else PyTorch; "
-        "int8: the quantized variant (about 3x faster again; its accuracy is in the model card)",
+        help="CPU engine: auto runs the int8 variant when its card shows its accuracy holds, else ONNX Runtime "
+        "when the weights have a matching .onnx, else PyTorch; torch, onnx and int8 force one engine",
     )
 
     predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")

@@ -141,3 +141,15 @@ def test_auto_skips_a_changed_int8_file_with_a_warning(int8_export, tmp_path, ca
     with caplog.at_level(logging.WARNING):
         assert Predictor.load(weights, device="cpu").backend == "onnxruntime"
     assert "ignoring the int8 variant" in caplog.text and "sha256" in caplog.text
+
+
+@pytest.mark.parametrize("int8_entry", ["model.int8.onnx", {"metrics": "high"}, {"metrics": {"validation": []}}])
+def test_auto_treats_a_malformed_int8_card_entry_as_no_int8(int8_export, tmp_path, int8_entry):
+    weights = _copy(int8_export[0], tmp_path)
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["int8"] = int8_entry
+    card_path.write_text(json.dumps(card))
+    assert Predictor.load(weights, device="cpu").backend == "onnxruntime"
+    with pytest.raises(WeightsError, match="has no int8 variant"):
+        Predictor.load(weights, device="cpu", backend="int8")
