@@ -6,6 +6,7 @@ and resumable at any epoch boundary.
 """
 
 import math
+import random
 from dataclasses import dataclass
 
 import torch
@@ -76,3 +77,42 @@ def _random_erase(pixels: torch.Tensor, config: AugmentConfig, generator: torch.
     mask = (inside & chosen).unsqueeze(1)  # (B, 1, H, W)
     noise = rand(batch, 1, height, width).to(pixels.dtype) * 255.0
     return torch.where(mask, noise, pixels)
+
+
+# ---------------------------------------------------------------- mixing two faces and their labels
+
+MIX_MODES = ("none", "mixup", "cutmix")
+
+
+@dataclass(frozen=True)
+class MixedBatch:
+    """A batch whose every face is `weight` of its own face and `1 - weight` of a partner's."""
+
+    pixels: torch.Tensor  # (B, 1, H, W)
+    partner: torch.Tensor  # (B,) index of each face's partner within the batch
+    weight: float  # share of the face's own label in its target
+
+
+def mix_batch(pixels: torch.Tensor, mode: str, alpha: float, rng: random.Random) -> MixedBatch:
+    """mixup (Zhang et al. 2018) blends whole faces; CutMix (Yun et al. 2019) pastes a rectangle of the
+    partner's face. The weight is drawn from Beta(alpha, alpha) once per batch. `rng` is a plain
+    Python generator so the draws cost no device synchronisation and replay exactly on resume."""
+    batch, _, height, width = pixels.shape
+    if mode == "none" or alpha <= 0:
+        return MixedBatch(pixels, torch.arange(batch, device=pixels.device), 1.0)
+    if mode not in MIX_MODES:
+        raise ValueError(f"unknown mix mode {mode!r}; choose from {', '.join(MIX_MODES)}")
+    weight = rng.betavariate(alpha, alpha)
+    partner = torch.tensor(rng.sample(range(batch), batch), device=pixels.device)
+    if mode == "mixup":
+        return MixedBatch(weight * pixels + (1.0 - weight) * pixels[partner], partner, weight)
+    # CutMix: a rectangle covering 1 - weight of the face, centred anywhere, clipped to the face;
+    # the weight is then corrected to the share that was really pasted.
+    cut_h, cut_w = round(height * math.sqrt(1.0 - weight)), round(width * math.sqrt(1.0 - weight))
+    centre_y, centre_x = rng.randrange(height), rng.randrange(width)
+    top, bottom = max(centre_y - cut_h // 2, 0), min(centre_y + (cut_h + 1) // 2, height)
+    left, right = max(centre_x - cut_w // 2, 0), min(centre_x + (cut_w + 1) // 2, width)
+    mixed = pixels.clone()
+    mixed[:, :, top:bottom, left:right] = pixels[partner, :, top:bottom, left:right]
+    pasted = (bottom - top) * (right - left) / (height * width)
+    return MixedBatch(mixed, partner, 1.0 - pasted)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fer.errors import FerError
 from fer.models import ARCHITECTURES
-from training.augment import AugmentConfig
+from training.augment import MIX_MODES, AugmentConfig
 
 AMP_MODES = ("bf16", "fp16", "off")
 
@@ -29,6 +29,8 @@ class TrainConfig:
     weight_decay: float = 5e-4  # not applied to norm weights and biases
     warmup_epochs: float = 1.0  # linear warmup from 0, counted in epochs
     label_smoothing: float = 0.1
+    mix: str = "none"  # "mixup" or "cutmix": train on pairs of faces blended with their labels (MIX_MODES)
+    mix_alpha: float = 1.0  # the mixing weight is drawn from Beta(mix_alpha, mix_alpha) once per batch
     grad_clip: float = 5.0  # max global gradient norm (after unscaling with fp16)
     ema_decay: float = 0.999  # weights averaged every step; the average is evaluated and exported
     amp: str = "bf16"  # bf16 autocast (GPU and CPU), fp16 autocast with GradScaler, or off (fp32)
@@ -49,6 +51,10 @@ class TrainConfig:
             raise FerError(f"unknown --arch {self.arch!r}; choose from {', '.join(ARCHITECTURES)}")
         if self.amp not in AMP_MODES:
             raise FerError(f"unknown --amp {self.amp!r}; choose from {', '.join(AMP_MODES)}")
+        if self.mix not in MIX_MODES:
+            raise FerError(f"unknown --mix {self.mix!r}; choose from {', '.join(MIX_MODES)}")
+        if not self.mix_alpha > 0:
+            raise FerError("--mix-alpha must be positive")
         if self.optimizer not in ("sgd", "adamw"):
             raise FerError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--mix", choices=MIX_MODES, help="blend pairs of training faces and their labels")
+    parser.add_argument("--mix-alpha", type=float, help="Beta(alpha, alpha) draws the mixing weight")
     parser.add_argument("--amp", choices=AMP_MODES)
     parser.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--max-samples", type=int, help="stratified training subset (smoke runs)")

@@ -18,6 +18,7 @@ device. The EMA of the weights is evaluated on the validation split (PublicTest)
 import json
 import logging
 import math
+import random
 import sys
 import time
 from contextlib import nullcontext
@@ -32,7 +33,7 @@ from fer.errors import FerError
 from fer.labels import EMOTIONS
 from fer.models import build_model
 from fer.weights import load_checkpoint
-from training.augment import augment_batch
+from training.augment import augment_batch, mix_batch
 from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_config
 from training.data import TRAIN, VALIDATION, LabeledImages, load_splits, select_split, stratified_subset
@@ -217,6 +218,7 @@ def train_one_epoch(
     shard = order[context.rank :: context.world_size][: steps * config.batch_size].to(device)
     torch.manual_seed(config.seed * 100_003 + epoch * 1_009 + context.rank)  # dropout
     augment_generator = torch.Generator(device=device).manual_seed(config.seed * 7_919 + epoch * 131 + context.rank)
+    mix_rng = random.Random(config.seed * 6_151 + epoch * 389 + context.rank)
     autocast = _autocast(config.amp, device)
 
     loss_sum = torch.zeros((), device=device)
@@ -226,11 +228,15 @@ def train_one_epoch(
     for step in range(steps):
         batch = shard[step * config.batch_size : (step + 1) * config.batch_size]
         x = augment_batch(train_x[batch].float(), config.augment, augment_generator)  # (B, 1, 48, 48)
-        x = x.contiguous(memory_format=torch.channels_last)
         y = train_y[batch]
+        mixed = mix_batch(x, config.mix, config.mix_alpha, mix_rng)
+        x = mixed.pixels.contiguous(memory_format=torch.channels_last)
         with autocast:
             logits = net(x)  # (B, 7)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        if mixed.weight < 1.0:
+            partner_loss = F.cross_entropy(logits.float(), y[mixed.partner], label_smoothing=config.label_smoothing)
+            loss = mixed.weight * loss + (1.0 - mixed.weight) * partner_loss
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones

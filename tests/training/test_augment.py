@@ -1,6 +1,9 @@
+import random
+
+import pytest
 import torch
 
-from training.augment import AugmentConfig, augment_batch
+from training.augment import AugmentConfig, augment_batch, mix_batch
 
 
 def batch(n=16, seed=0):
@@ -51,3 +54,49 @@ def test_erasing_alone_changes_one_rectangle_per_chosen_face():
 def test_runs_on_whole_batches_of_the_training_size():
     out = augment_batch(batch(512), AugmentConfig(), torch.Generator().manual_seed(0))
     assert out.shape == (512, 1, 48, 48)
+
+
+def test_no_mixing_leaves_the_batch_and_labels_alone():
+    x = batch()
+    mixed = mix_batch(x, "none", 1.0, random.Random(0))
+    assert mixed.pixels is x and mixed.weight == 1.0
+    assert torch.equal(mixed.partner, torch.arange(len(x)))
+
+
+def test_mixup_blends_every_face_with_its_partner_by_the_weight():
+    x = batch(32)
+    mixed = mix_batch(x, "mixup", 1.0, random.Random(5))
+    assert 0.0 < mixed.weight < 1.0
+    assert sorted(mixed.partner.tolist()) == list(range(32))  # every face is someone's partner once
+    expected = mixed.weight * x + (1 - mixed.weight) * x[mixed.partner]
+    assert torch.allclose(mixed.pixels, expected)
+
+
+def test_cutmix_pastes_one_rectangle_whose_area_is_the_partner_share():
+    # Faces of constant, distinct values: every pixel tells which face it came from.
+    x = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 1, 48, 48).clone()
+    for seed in range(20):
+        mixed = mix_batch(x, "cutmix", 1.0, random.Random(seed))
+        from_partner = mixed.pixels != x
+        own_is_partner = mixed.partner == torch.arange(16)
+        share = from_partner[~own_is_partner].float().flatten(1).mean(1)
+        # The pasted share matches 1 - weight exactly, for every face with another partner.
+        assert torch.allclose(share, torch.full_like(share, 1 - mixed.weight))
+        rows = from_partner[~own_is_partner][0, 0].any(1).nonzero().flatten()
+        cols = from_partner[~own_is_partner][0, 0].any(0).nonzero().flatten()
+        if len(rows):  # the pasted pixels form one solid rectangle
+            block = from_partner[~own_is_partner][0, 0, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            assert bool(block.all())
+        pasted = mixed.pixels[from_partner.expand_as(mixed.pixels)]
+        assert torch.equal(pasted, x[mixed.partner][from_partner.expand_as(x)])
+
+
+def test_mixing_replays_with_the_same_seed():
+    x = batch()
+    first, again = (mix_batch(x, "cutmix", 1.0, random.Random(9)) for _ in range(2))
+    assert torch.equal(first.pixels, again.pixels) and first.weight == again.weight
+
+
+def test_unknown_mix_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown mix mode"):
+        mix_batch(batch(), "blend", 1.0, random.Random(0))

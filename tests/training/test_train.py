@@ -94,9 +94,10 @@ def test_every_amp_mode_trains_on_cpu(kaggle_zip, tmp_path, amp):
     assert ema.updates == 140 // 32
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path):
+@pytest.mark.parametrize("mix", ["none", "cutmix"])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path, mix):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    args = ["--epochs", "3", "--seed", "7"]
+    args = ["--epochs", "3", "--seed", "7", "--mix", mix]
     assert run_python(WORKER, *train_args(kaggle_zip, straight, *args)).returncode == 0
 
     crash = {"FER_TEST_DIE_AT_EPOCH": "2", "FER_TEST_DIE_MARKER": str(tmp_path / "died")}
@@ -112,6 +113,18 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path)
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["ema"]["module"], b["ema"]["module"])
     assert len((interrupted / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_mixing_changes_what_the_model_learns(kaggle_zip, tmp_path):
+    weights = {}
+    for mix in ("none", "mixup", "cutmix"):
+        out = tmp_path / mix
+        result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--mix", mix))
+        assert result.returncode == 0, result.stderr
+        weights[mix] = load_checkpoint(out / "last.pt")["model"]
+        assert json.loads((out / "config.json").read_text())["mix"] == mix
+    for mix in ("mixup", "cutmix"):
+        assert any(not torch.equal(weights["none"][k], weights[mix][k]) for k in weights["none"]), mix
 
 
 def test_resume_keeps_the_checkpoint_schedule(kaggle_zip, tmp_path):
@@ -216,6 +229,7 @@ def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
         (["--data", "missing.zip"], "no dataset at missing.zip"),
         (["--data", "{zip}", "--batch-size", "1000"], "fewer than one batch"),
         (["--data", "{zip}", "--epochs", "0"], "--epochs must be at least 1"),
+        (["--data", "{zip}", "--mix", "mixup", "--mix-alpha", "0"], "--mix-alpha must be positive"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(kaggle_zip, tmp_path, args, message):
