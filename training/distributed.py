@@ -72,6 +72,18 @@ def sum_across_ranks(values: list[float], context: DistributedContext) -> list[f
     return tensor.tolist()
 
 
+def mean_across_ranks(
+    loss_sum: float, correct: float, count: float, context: DistributedContext
+) -> tuple[float, float]:
+    """(mean loss, accuracy) over all ranks from each rank's loss sum, correct count and sample count.
+
+    Sums travel and are divided once at the end, so ranks with shards of different sizes weigh
+    exactly as many samples as they scored (torchvision's reduce_across_processes does the same).
+    """
+    total_loss, total_correct, total = sum_across_ranks([loss_sum, correct, count], context)
+    return total_loss / max(total, 1), total_correct / max(total, 1)
+
+
 def barrier(context: DistributedContext) -> None:
     if context.is_distributed:
         dist.barrier()

@@ -43,8 +43,8 @@ from training.distributed import (
     barrier,
     close_distributed,
     init_distributed,
+    mean_across_ranks,
     restarted_by_torchrun,
-    sum_across_ranks,
 )
 from training.ema import ExponentialMovingAverage
 
@@ -259,8 +259,7 @@ def train_one_epoch(
             progress.update(step + 1 - progress.n)
     if progress is not None:
         progress.close()
-    total_loss, total_correct, total = sum_across_ranks([loss_sum.item(), correct.item(), seen], context)
-    return total_loss / total, total_correct / total
+    return mean_across_ranks(loss_sum.item(), correct.item(), seen, context)
 
 
 @torch.no_grad()
@@ -278,8 +277,7 @@ def evaluate_accuracy(model, images, labels, config, context) -> tuple[float, fl
             loss_sum += F.cross_entropy(logits, labels[batch], reduction="sum")
             correct += (logits.argmax(1) == labels[batch]).sum()
     # One device sync for the whole split, not one per batch.
-    total_loss, total_correct, total = sum_across_ranks([loss_sum.item(), correct.item(), len(indices)], context)
-    return total_loss / max(total, 1), total_correct / max(total, 1)
+    return mean_across_ranks(loss_sum.item(), correct.item(), len(indices), context)
 
 
 # ---------------------------------------------------------------- helpers
