@@ -118,7 +118,9 @@ def int8_accuracy_holds(card: dict) -> bool:
         drops = [float_metrics[mode]["accuracy"] - int8_metrics[mode]["accuracy"] for mode in modes]
     except (AttributeError, KeyError, TypeError):
         return False
-    return bool(drops) and max(drops) <= INT8_MAX_ACCURACY_DROP
+    # The largest drop decides: int8 must hold in every mode. The 1e-9 keeps a drop of exactly 0.5 points
+    # (0.700 - 0.695, which floats make 0.0050000000000000044) on the side the rule says it is on.
+    return bool(drops) and max(drops) <= INT8_MAX_ACCURACY_DROP + 1e-9
 
 
 def load_default_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel | None:

@@ -66,3 +66,90 @@ def test_cli_reports_a_required_onnx_that_does_not_match(exported_weights, tmp_p
     result = run_python("-m", "fer.cli", "predict", str(image), "--weights", str(weights), "--backend", "onnx")
     assert result.returncode == 2
     assert "does not give the same outputs" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- the int8 gate, on cards alone
+
+
+def card_with_drops(float_accuracy: dict, drops: dict) -> dict:
+    """A card whose int8 variant measured `drops[mode]` below the float model in each mode."""
+    return {
+        "metrics": {"validation": {mode: {"accuracy": acc} for mode, acc in float_accuracy.items()}},
+        "int8": {
+            "metrics": {"validation": {mode: {"accuracy": float_accuracy[mode] - drop} for mode, drop in drops.items()}}
+        },
+    }
+
+
+FLOAT = {"none": 0.700, "flip": 0.705, "tencrop": 0.715}
+
+
+@pytest.mark.parametrize(
+    "drops, holds",
+    [
+        ({"none": 0.0, "flip": 0.0, "tencrop": 0.0}, True),
+        ({"none": 0.004, "flip": 0.001, "tencrop": -0.002}, True),  # below 0.5 points everywhere
+        ({"none": 0.005, "flip": 0.0, "tencrop": 0.001}, True),  # exactly 0.5 points still holds
+        ({"none": 0.001, "flip": 0.006, "tencrop": 0.0}, False),  # one mode over: the largest drop decides
+        ({"none": 0.0, "flip": 0.0, "tencrop": 0.0051}, False),  # just over, in the last mode
+        ({"none": -0.01, "flip": -0.01, "tencrop": 0.02}, False),  # gains elsewhere do not buy a loss
+    ],
+)
+def test_int8_holds_only_when_no_mode_loses_more_than_half_a_point(drops, holds):
+    from fer.onnx_runtime import INT8_MAX_ACCURACY_DROP, int8_accuracy_holds
+
+    assert INT8_MAX_ACCURACY_DROP == 0.005
+    assert int8_accuracy_holds(card_with_drops(FLOAT, drops)) is holds
+
+
+def test_int8_modes_measured_on_one_side_only_are_not_compared():
+    from fer.onnx_runtime import int8_accuracy_holds
+
+    card = card_with_drops(FLOAT, {"none": 0.001})  # int8 measured without TTA only
+    assert int8_accuracy_holds(card) is True
+    card["int8"]["metrics"]["validation"] = {"fivecrop": {"accuracy": 0.0}}  # nothing in common
+    assert int8_accuracy_holds(card) is False
+    assert int8_accuracy_holds({"metrics": {"validation": {}}}) is False
+
+
+@pytest.mark.parametrize(
+    "weights, onnx",
+    [
+        ("w/model.safetensors", "w/model.onnx"),
+        ("w/model.json", "w/model.onnx"),
+        ("w/model", "w/model.onnx"),
+        ("w/best.pt", None),
+        ("w/best.pth", None),
+    ],
+)
+def test_the_onnx_file_beside_weights(weights, onnx):
+    from pathlib import Path
+
+    from fer.onnx_runtime import onnx_path_for
+
+    assert onnx_path_for(weights) == (Path(onnx) if onnx else None)
+
+
+def test_agreement_is_judged_on_the_largest_logit_difference(exported_weights):
+    import torch
+
+    from fer.onnx_runtime import AGREEMENT_TOLERANCE, OnnxModel
+    from fer.weights import load_model
+
+    model = load_model(exported_weights)[0].eval()
+    onnx_model = OnnxModel(exported_weights.with_suffix(".onnx"))
+    assert onnx_model.agrees_with(model)
+
+    class Shifted(torch.nn.Module):  # the same model with one logit moved by `shift`
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = shift
+
+        def forward(self, x):
+            logits = model(x).clone()
+            logits[0, 3] += self.shift
+            return logits
+
+    assert onnx_model.agrees_with(Shifted(AGREEMENT_TOLERANCE / 4))
+    assert not onnx_model.agrees_with(Shifted(AGREEMENT_TOLERANCE * 4))
+    assert not onnx_model.agrees_with(Shifted(-AGREEMENT_TOLERANCE * 4))
