@@ -12,6 +12,7 @@ import torch
 
 from fer.weights import load_checkpoint
 from tests.conftest import REPO, run_python
+from training.config import TrainConfig
 
 WORKER = str(Path(__file__).parent / "workers" / "train_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -44,6 +45,31 @@ def torchrun_env(report_dir=None, **extra):
     if report_dir is not None:
         env["FER_TEST_REPORT_DIR"] = str(report_dir)
     return env
+
+
+def evaluate_saved_ema(checkpoint_path: Path, data: Path) -> tuple[float, float]:
+    """Validation (loss, accuracy) of a checkpoint's EMA weights, computed here in one process."""
+    from fer.models import build_model
+    from training.data import VALIDATION, load_splits, select_split
+    from training.distributed import DistributedContext
+    from training.train import _to_device, evaluate_accuracy
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model = build_model(config.arch)
+    model.load_state_dict(checkpoint["ema"]["module"])
+    images, labels = _to_device(select_split(load_splits(str(data)), VALIDATION, str(data)), torch.device("cpu"))
+    alone = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    return evaluate_accuracy(model, images, labels, config, alone)
+
+
+def assert_reports_what_one_process_measures(out: Path, data: Path):
+    """The last epoch's validation figures in metrics.jsonl are the saved model's, measured alone."""
+    reported = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    loss, accuracy = evaluate_saved_ema(out / "last.pt", data)
+    one_face = 1 / 35  # the test split has 35 faces; bf16 on other batch shapes may flip one
+    assert abs(reported["val_accuracy"] - accuracy) <= one_face + 1e-9, (reported["val_accuracy"], accuracy)
+    assert reported["val_loss"] == pytest.approx(loss, rel=0.02)
 
 
 def assert_same_weights(a: dict, b: dict):
@@ -90,7 +116,10 @@ def test_every_amp_mode_trains_on_cpu(kaggle_zip, tmp_path, amp):
     model, ema = train(config)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
-    assert checkpoint["scaler"].get("scale", 1.0) > 0 if amp == "fp16" else True
+    if amp == "fp16":
+        assert checkpoint["scaler"]["scale"] > 0  # a live GradScaler scaled the fp16 loss
+    else:
+        assert checkpoint["scaler"] == {}  # bf16 and fp32 need no loss scaling: the scaler is off
     assert ema.updates == 140 // 32
 
 
@@ -150,8 +179,9 @@ def test_torchrun_two_processes_end_with_identical_weights(kaggle_zip, tmp_path)
     assert len(list((out / "tensorboard").iterdir())) == 1
     assert result.stderr.count("epoch 2/2  train loss") == 1
     assert "2 process(es)" in result.stderr
-    # The checkpoint holds what the ranks ended with.
+    # The checkpoint holds what the ranks ended with, and the reported figures are its own.
     assert_same_weights(load_checkpoint(out / "last.pt")["model"], rank0["model"])
+    assert_reports_what_one_process_measures(out, kaggle_zip)
 
 
 def test_torchrun_two_nodes_on_loopback(kaggle_zip, tmp_path):
@@ -180,6 +210,7 @@ def test_torchrun_two_nodes_on_loopback(kaggle_zip, tmp_path):
     rank0, rank1 = (torch.load(report / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert_same_weights(rank0["model"], rank1["model"])
     assert (out / "last.pt").exists()
+    assert_reports_what_one_process_measures(out, kaggle_zip)
 
 
 def test_torchrun_restarts_a_dead_worker_which_resumes(kaggle_zip, tmp_path):
