@@ -10,7 +10,7 @@ DATA ?= ../shared/data/fer2013.zip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install browser train-demo clean
+.PHONY: run test lint install browser train-demo mutate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "fer needs Python 3.10 or newer"'
@@ -40,6 +40,11 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest
+
+# Mutation testing of the modules where a wrong number is silent (docs/testing.md); about 30 minutes
+# on 2 quiet cores. The report lands in runs/mutate/ and docs/mutation-report.md.
+mutate: $(STAMP)
+	$(PY) scripts/mutate.py --markdown docs/mutation-report.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -22,6 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 # order instead of by name would mislabel neutral, sad and surprise.
 KAGGLE_FOLDER_ORDER = sorted(EMOTIONS)
 
+# Subprocesses (torchrun workers, the CLI, servers) import this tree's code, not whatever the installed
+# `fer` points at: a script's own folder, not the working directory, heads its sys.path, so without
+# this a copy of the tree (scripts/mutate.py tests one) would run the original's code. Set at import,
+# before any fixture of any scope starts a process.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory, monkeypatch):
@@ -108,13 +114,23 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def fixture_cache(name: str) -> Path | None:
+    """FER_TEST_FIXTURE_CACHE/NAME, for the mutation runs (scripts/mutate.py): the unmutated baseline
+    builds the tiny model there and every mutant's test run reuses it. Unset in normal runs."""
+    root = os.environ.get("FER_TEST_FIXTURE_CACHE")
+    return Path(root) / name if root else None
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, kaggle_zip) -> Path:
     """A real checkpoint from two epochs of the trainer on the small zip (shared by many tests)."""
     from training.config import TrainConfig
     from training.train import train
 
-    out = tmp_path_factory.mktemp("run")
+    cached = fixture_cache("run")
+    if cached is not None and (cached / "best.pt").is_file():
+        return cached / "best.pt"
+    out = cached or tmp_path_factory.mktemp("run")
     cache = tmp_path_factory.getbasetemp() / "fer-cache"
     os.environ.setdefault("FER_CACHE_DIR", str(cache))
     train(
@@ -128,7 +144,10 @@ def exported_weights(tmp_path_factory, trained_checkpoint) -> Path:
     """Weights exported from `trained_checkpoint`: returns the .safetensors path."""
     from training.export import export_checkpoint
 
-    prefix = tmp_path_factory.mktemp("weights") / "tiny"
+    cached = fixture_cache("weights")
+    if cached is not None and (cached / "tiny.json").is_file():  # the card is written last
+        return cached / "tiny.safetensors"
+    prefix = (cached or tmp_path_factory.mktemp("weights")) / "tiny"
     export_checkpoint(trained_checkpoint, prefix)
     return prefix.with_name("tiny.safetensors")
 

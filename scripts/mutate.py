@@ -1,0 +1,234 @@
+"""Mutation testing of the modules where a wrong number is silent (`make mutate`).
+
+    python scripts/mutate.py                          # every scope, 2 at a time, report to runs/mutate
+    python scripts/mutate.py --scope fer/tta.py --jobs 1
+    python scripts/mutate.py --markdown docs/mutation-report.md
+
+Cosmic Ray plants one small bug (a mutant) at a time: `+` becomes `-`, `<=` becomes `<`, 0.5 becomes 1.5,
+a condition is negated. A mutant is killed when the tests covering its module fail, and survives when
+they still pass: a survivor is either a missing test or an equivalent mutant (one that changes no
+behaviour). Each scope runs only the tests that cover its module, in a copy of the working tree, so
+that a run never leaves a mutant in the user's files and never touches a training run that imports
+them meanwhile.
+
+Operators left out for every scope (the same families, whatever the module):
+- binary operators replaced by bitwise, shift, power, modulo or floor division: on tensors and
+  floats they raise TypeError or give absurd values that any test kills, at the cost of a test run each;
+- comparisons replaced by `is`, `is not`, `in`, `not in`: on the strings and small ints compared
+  here they are either the same test (interned values) or a TypeError.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXCLUDED_OPERATORS = re.compile(r"_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv|Is|IsNot|In|NotIn)$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    module: str
+    tests: tuple[str, ...]
+    # Only mutants inside these functions or classes count (empty: the whole module); why, in `reason`.
+    definitions: tuple[str, ...] = ()
+    excluded_definitions: tuple[str, ...] = ()
+    reason: str = ""
+    env: dict = field(default_factory=dict)
+
+
+SCOPES = [
+    Scope("fer/tta.py", ("tests/fer/test_tta.py",)),
+    Scope("fer/preprocess.py", ("tests/fer/test_preprocess.py",)),
+    Scope("fer/labels.py", ("tests/fer/test_labels.py",)),
+    Scope(
+        "fer/onnx_runtime.py",
+        ("tests/fer/test_onnx_runtime.py",),
+        excluded_definitions=("__init__",),
+        reason="OnnxModel.__init__ holds thread and logging settings: speed, not numbers",
+        # The tiny trained and exported model is built once, by unmutated code, for every mutant.
+        env={"FER_TEST_FIXTURE_CACHE": "fixtures"},
+    ),
+    Scope("training/distributed.py", ("tests/training/test_distributed.py",)),
+    Scope(
+        "training/evaluate.py",
+        ("tests/training/test_evaluate.py",),
+        excluded_definitions=("plot_confusion_matrix",),
+        reason="plot_confusion_matrix draws a picture; its numbers come from compute_metrics",
+    ),
+    Scope(
+        "training/train.py",
+        ("tests/training/test_distributed.py",),
+        definitions=("evaluate_accuracy",),
+        reason="the metric reduction of the trainer; the rest of the trainer has its own tests",
+    ),
+]
+
+
+def scope_name(scope: Scope) -> str:
+    return scope.module.replace("/", "_").removesuffix(".py")
+
+
+def copy_tree(destination: Path) -> None:
+    """The project's tracked and untracked-but-not-ignored files, as a user's checkout has them."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def test_command(scope: Scope) -> str:
+    # -x: a killed mutant stops at its first failing test. One thread: two scopes share two cores.
+    return " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *scope.tests])
+
+
+def prepare(scope: Scope, work: Path, timeout: float) -> Path:
+    """Copy the tree, write the Cosmic Ray config, create the session and skip out-of-scope mutants."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    if work.exists():
+        shutil.rmtree(work)
+    copy_tree(work)
+    config = work / "cosmic-ray.toml"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{scope.module}"\n'
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(test_command(scope))}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    session = work / "session.sqlite"
+    subprocess.run([cosmic_ray(), "init", str(config), str(session)], cwd=work, check=True)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (mutation,) = item.mutations
+            why = None
+            if EXCLUDED_OPERATORS.search(mutation.operator_name):
+                why = "operator family left out"
+            elif scope.definitions and mutation.definition_name not in scope.definitions:
+                why = "outside the scoped functions"
+            elif mutation.definition_name in scope.excluded_definitions:
+                why = "excluded function"
+            if why:
+                db.set_result(item.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
+    return config
+
+
+def cosmic_ray() -> str:
+    return str(Path(sys.executable).with_name("cosmic-ray"))
+
+
+def environment(scope: Scope, work: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    for key, value in scope.env.items():
+        env[key] = str(work / value) if key == "FER_TEST_FIXTURE_CACHE" else value
+    return env
+
+
+def run_scope(scope: Scope, out: Path, timeout: float) -> dict:
+    work = out / scope_name(scope)
+    started = time.perf_counter()
+    config = prepare(scope, work, timeout)
+    env = environment(scope, work)
+    # The unmutated code must pass first; it also builds the cached fixtures.
+    baseline = subprocess.run(test_command(scope), shell=True, cwd=work, env=env, capture_output=True, text=True)
+    if baseline.returncode != 0:
+        raise SystemExit(f"{scope.module}: the tests fail without any mutant:\n{baseline.stdout[-3000:]}")
+    subprocess.run([cosmic_ray(), "exec", str(config), str(work / "session.sqlite")], cwd=work, env=env, check=True)
+    return summarize(scope, work / "session.sqlite", time.perf_counter() - started)
+
+
+def summarize(scope: Scope, session: Path, seconds: float) -> dict:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "skipped": 0}
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                counts["skipped"] += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                counts["survived"] += 1
+                (mutation,) = item.mutations
+                survivors.append(
+                    {
+                        "line": mutation.start_pos[0],
+                        "function": mutation.definition_name,
+                        "operator": mutation.operator_name.removeprefix("core/"),
+                        "diff": "\n".join(
+                            line
+                            for line in (result.diff or "").splitlines()
+                            if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+                        ),
+                    }
+                )
+            elif result.test_outcome == TestOutcome.INCOMPETENT:
+                counts["incompetent"] += 1  # the mutant cannot even be imported: it counts as killed
+            else:
+                counts["killed"] += 1
+    tested = counts["killed"] + counts["survived"] + counts["incompetent"]
+    score = (tested - counts["survived"]) / tested if tested else 1.0
+    survivors.sort(key=lambda s: s["line"])
+    return {"module": scope.module, **counts, "tested": tested, "score": score, "seconds": seconds,
+            "survivors": survivors, "scope": scope.reason or "whole module"}  # fmt: skip
+
+
+def markdown(results: list[dict]) -> str:
+    killed = sum(r["tested"] - r["survived"] for r in results)
+    tested = sum(r["tested"] for r in results)
+    lines = [
+        "| module | mutants tested | killed | survived | score | minutes | scope |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| `{r['module']}` | {r['tested']} | {r['tested'] - r['survived']} | {r['survived']} | "
+            f"{r['score']:.1%} | {r['seconds'] / 60:.1f} | {r['scope']} |"
+        )
+    lines.append(f"| **all** | {tested} | {killed} | {tested - killed} | **{killed / max(tested, 1):.1%}** | | |")
+    for r in results:
+        for s in r["survivors"]:
+            lines += ["", f"Survivor `{r['module']}:{s['line']}` in `{s['function']}` ({s['operator']}):", "```diff"]
+            lines += [s["diff"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scope", action="append", choices=[s.module for s in SCOPES], help="repeatable")
+    parser.add_argument("--jobs", type=int, default=2, help="scopes run side by side (default 2)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's test run")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate")
+    parser.add_argument("--markdown", type=Path, help="also write the summary and survivors here")
+    args = parser.parse_args()
+    scopes = [s for s in SCOPES if not args.scope or s.module in args.scope]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(lambda scope: run_scope(scope, args.out, args.timeout), scopes))
+    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown(results)
+    if args.markdown:
+        args.markdown.write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
