@@ -33,10 +33,47 @@ def test_16_bit_and_float_images_are_scaled_to_8_bits():
     assert to_gray48(np.full((48, 48, 1), 200, np.uint8))[0, 0] == 200
 
 
-@pytest.mark.parametrize("shape", [(48,), (48, 48, 2), (0, 48), (2, 2, 2, 2)])
+@pytest.mark.parametrize("shape", [(48,), (48, 48, 2), (0, 48), (2, 2, 2, 2), (48, 48, 0), (48, 48, 1, 3)])
 def test_impossible_shapes_are_rejected(shape):
     with pytest.raises(ValueError):
         to_gray48(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(0, 48), (48, 0), (0, 0, 3)])
+def test_empty_images_are_refused_by_name(shape):
+    with pytest.raises(ValueError, match="empty image"):
+        to_gray48(np.zeros(shape, np.uint8))
+
+
+def test_a_one_pixel_wide_image_is_not_empty():
+    assert (to_gray48(np.full((48, 1), 7, np.uint8)) == 7).all()
+
+
+def test_other_integer_images_are_clipped_to_0_to_255():
+    levels = np.array([[-5, 0, 77, 255, 300]], np.int32).repeat(48, 0).repeat(10, 1)[:, :48]
+    out = to_gray48(levels)
+    assert out[0, 0] == 0 and out[0, 47] == 255 and out[0, 20] == 77
+
+
+def test_16_bit_keeps_the_high_byte():
+    levels = np.arange(48 * 48, dtype=np.uint16).reshape(48, 48) * 28  # 0 .. 64,484
+    assert np.array_equal(to_gray48(levels), (levels // 256).astype(np.uint8))
+
+
+def test_boolean_masks_become_black_and_white():
+    mask = np.zeros((48, 48), bool)
+    mask[:, 24:] = True
+    out = to_gray48(mask)
+    assert (out[:, :24] == 0).all() and (out[:, 24:] == 255).all()
+
+
+@pytest.mark.parametrize(
+    "value, gray",
+    [(0.0, 0), (0.25, 63), (1.0, 255), (1.5, 1), (200.0, 200), (300.0, 255), (-4.0, 0), (np.nan, 0)],
+)
+def test_floats_in_0_to_1_are_scaled_and_larger_ones_taken_as_0_to_255(value, gray):
+    image = np.full((48, 48), value, np.float32)
+    assert to_gray48(image)[0, 0] == gray
 
 
 # Luma (ITU-R BT.601, as OpenCV weighs it): 0.299 R + 0.587 G + 0.114 B.
@@ -85,3 +122,20 @@ def test_enlarging_a_real_face_interpolates_smoothly():
     # ... and, unlike nearest-neighbour, does not repeat each pixel as a 2x2 block.
     repeated_blocks = (out[0::2, 0::2] == out[1::2, 1::2]) & (out[0::2, 0::2] == out[0::2, 1::2])
     assert repeated_blocks.mean() < 0.5
+
+
+def test_a_crop_shrunk_one_way_and_enlarged_the_other_is_averaged_where_it_shrinks():
+    # 1-pixel black and white columns, 4x too many across: averaging gives an even gray, while
+    # sampling would keep stripes. The height (24 -> 48) is enlarged at the same time.
+    stripes = np.zeros((24, 192), np.uint8)
+    stripes[:, 1::2] = 255
+    out = to_gray48(stripes).astype(int)
+    assert np.abs(out - 128).max() <= 1
+    assert np.abs(to_gray48(stripes.T).astype(int) - 128).max() <= 1  # and the other way round
+
+
+def test_a_crop_at_the_input_height_but_narrower_is_enlarged_smoothly():
+    face = real_face(48)[:, ::2]  # (48, 24): nothing to shrink, the width doubles
+    out = to_gray48(face)
+    repeated_columns = (out[:, 0::2] == out[:, 1::2]).all(0)
+    assert repeated_columns.mean() < 0.5  # interpolated, not each column repeated

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fer.tta import CROP_SIZE, TTA_MODES, predict_probabilities, tta_views
+from fer.tta import TTA_MODES, predict_probabilities, tta_views
 
 LOGIT_PIXELS = [(5, 3), (10, 8), (15, 12), (20, 2), (25, 17), (30, 6), (40, 20)]  # (row, column), left half
 
@@ -45,13 +45,14 @@ def test_tencrop_views_are_the_five_crops_then_their_mirrors():
     x = faces()
     views = tta_views(x, "tencrop")  # (10, B, 1, 48, 48)
     assert views.shape == (10, 3, 1, 48, 48)
-    far = 48 - CROP_SIZE
+    crop = 44  # 44 of 48 pixels: the up-to-10% zoom seen in training
+    far = 48 - crop
     windows = [  # torchvision's five_crop order: top-left, top-right, bottom-left, bottom-right, centre
-        x[..., :CROP_SIZE, :CROP_SIZE],
-        x[..., :CROP_SIZE, far:],
-        x[..., far:, :CROP_SIZE],
+        x[..., :crop, :crop],
+        x[..., :crop, far:],
+        x[..., far:, :crop],
         x[..., far:, far:],
-        x[..., far // 2 : far // 2 + CROP_SIZE, far // 2 : far // 2 + CROP_SIZE],
+        x[..., far // 2 : far // 2 + crop, far // 2 : far // 2 + crop],
     ]
     for i, window in enumerate(windows):
         scaled = F.interpolate(window, size=(48, 48), mode="bilinear", align_corners=False)
