@@ -26,3 +26,24 @@ def test_check_labels_rejects_other_orders():
     check_labels(list(EMOTIONS), "x")
     with pytest.raises(ValueError, match="was trained for labels"):
         check_labels(sorted(EMOTIONS), "weights.json")
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        list(EMOTIONS)[::-1],  # sorts after EMOTIONS: any difference is refused, not only "smaller" ones
+        list(EMOTIONS)[:6],  # a 6-class model
+        [*EMOTIONS, "contempt"],  # an 8-class model
+    ],
+)
+def test_check_labels_rejects_any_other_label_list(labels):
+    with pytest.raises(ValueError, match="was trained for labels"):
+        check_labels(labels, "weights.json")
+
+
+def test_emotion_shares_are_percentages_of_the_total_in_emotions_order():
+    from fer.labels import emotion_shares
+
+    assert emotion_shares({"sad": 1, "happy": 29}) == "happy 97%, sad 3%"
+    assert emotion_shares({"neutral": 2, "angry": 2, "fear": 0}) == "angry 50%, neutral 50%"
+    assert emotion_shares({}) == "none" and emotion_shares({"happy": 0}) == "none"

@@ -82,6 +82,9 @@ def test_flip_of_a_mirror_symmetric_face_changes_nothing():
     assert torch.allclose(predict_probabilities(model, symmetric, "flip"), softmax(model, symmetric), atol=1e-6)
 
 
-def test_unknown_mode_is_refused():
+@pytest.mark.parametrize("mode", ["fivecrop", "zoom", "", "FLIP"])  # names on either side of the real ones
+def test_unknown_mode_is_refused(mode):
     with pytest.raises(ValueError, match="unknown TTA mode"):
-        tta_views(faces(), "fivecrop")
+        tta_views(faces(), mode)
+    with pytest.raises(ValueError, match="unknown TTA mode"):
+        predict_probabilities(PixelLogits(), faces(), mode)
