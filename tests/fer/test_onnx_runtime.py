@@ -153,3 +153,52 @@ def test_agreement_is_judged_on_the_largest_logit_difference(exported_weights):
     assert onnx_model.agrees_with(Shifted(AGREEMENT_TOLERANCE / 4))
     assert not onnx_model.agrees_with(Shifted(AGREEMENT_TOLERANCE * 4))
     assert not onnx_model.agrees_with(Shifted(-AGREEMENT_TOLERANCE * 4))
+
+
+# ---------------------------------------------------------------- the int8 file named by the card
+
+
+def int8_stand_in(exported_weights, tmp_path, sha256=None):
+    """The exported float .onnx copied as `model.int8.onnx` and named in the card, as an int8 variant
+    would be: the checks on the card and the file are the same whatever the file holds."""
+    from fer.weights import file_sha256
+
+    int8 = tmp_path / "model.int8.onnx"
+    shutil.copy(exported_weights.with_suffix(".onnx"), int8)
+    entry = {"file": int8.name, "sha256": sha256 or file_sha256(int8)}
+    card = card_with_drops(FLOAT, {"none": 0.0, "flip": 0.0, "tencrop": 0.0})
+    return tmp_path / "model.safetensors", {**card, "int8": {**card["int8"], **entry}}
+
+
+def test_the_int8_file_loads_only_with_the_sha256_of_the_card(exported_weights, tmp_path):
+    from fer.onnx_runtime import OnnxModel, load_int8_model
+
+    weights, card = int8_stand_in(exported_weights, tmp_path)
+    assert isinstance(load_int8_model(weights, card), OnnxModel)
+    _, stale = int8_stand_in(exported_weights, tmp_path, sha256="0" * 64)
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        load_int8_model(weights, stale)
+
+
+@pytest.mark.parametrize("missing", ["file", "sha256"])
+def test_an_int8_entry_without_file_or_sha256_is_no_int8(exported_weights, tmp_path, missing):
+    from fer.onnx_runtime import load_default_int8_model, load_int8_model
+
+    weights, card = int8_stand_in(exported_weights, tmp_path)
+    del card["int8"][missing]
+    with pytest.raises(WeightsError, match="has no int8 variant"):
+        load_int8_model(weights, card)
+    assert load_default_int8_model(weights, card) is None
+
+
+def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights, tmp_path, caplog):
+    from fer.onnx_runtime import OnnxModel, load_default_int8_model
+
+    weights, card = int8_stand_in(exported_weights, tmp_path)
+    assert isinstance(load_default_int8_model(weights, card), OnnxModel)
+    card["int8"]["metrics"]["validation"]["flip"]["accuracy"] -= 0.01  # one mode lost a point
+    assert load_default_int8_model(weights, card) is None
+    weights, card = int8_stand_in(exported_weights, tmp_path, sha256="0" * 64)
+    with caplog.at_level(logging.WARNING):
+        assert load_default_int8_model(weights, card) is None  # a changed file: warned and skipped
+    assert "ignoring the int8 variant" in caplog.text

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from tests.conftest import REPO
 from tests.training.workers.collective_worker import Threshold, rank_buffers, validation_split
 from training.config import TrainConfig
-from training.distributed import DistributedContext, mean_across_ranks
+from training.distributed import (
+    DistributedContext,
+    barrier,
+    close_distributed,
+    mean_across_ranks,
+    restarted_by_torchrun,
+)
 from training.train import evaluate_accuracy
 
 WORKER = str(Path(__file__).parent / "workers" / "collective_worker.py")
@@ -62,3 +68,26 @@ def test_two_ranks_report_the_validation_accuracy_of_one_process(two_ranks):
     assert alone[0] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
     for rank in (0, 1):
         assert two_ranks[rank]["evaluate_accuracy"] == pytest.approx(alone)
+
+
+def test_rank_zero_alone_is_main_and_every_rank_leaves_the_group(two_ranks):
+    assert [r["is_main"] for r in two_ranks] == [True, False]
+    assert all(r["is_distributed"] for r in two_ranks)
+    assert all(r["process_group_left"] for r in two_ranks)
+
+
+def test_one_process_is_main_and_needs_no_group():
+    assert SINGLE.is_main and not SINGLE.is_distributed
+    barrier(SINGLE)  # no process group exists: nothing to wait for, and no error
+    close_distributed()
+    with pytest.raises(AttributeError):
+        SINGLE.rank = 1  # the context is shared by the whole run: frozen
+
+
+@pytest.mark.parametrize("count, restarted", [(None, False), ("0", False), ("1", True), ("3", True)])
+def test_a_worker_knows_when_torchrun_restarted_it(monkeypatch, count, restarted):
+    if count is None:
+        monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    else:
+        monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", count)
+    assert restarted_by_torchrun() is restarted

@@ -53,10 +53,13 @@ if __name__ == "__main__":
         config = TrainConfig(data="unused", amp="off", eval_batch_size=8)
         val_loss, val_accuracy = evaluate_accuracy(Threshold(), images, labels, config, context)
         report = {
+            "is_main": context.is_main,
+            "is_distributed": context.is_distributed,
             "buffers": {name: buffer.clone() for name, buffer in norm.named_buffers()},
             "mean_across_ranks": (loss, accuracy),
             "evaluate_accuracy": (val_loss, val_accuracy),
         }
-        torch.save(report, Path(os.environ["FER_TEST_REPORT_DIR"]) / f"rank{context.rank}.pt")
     finally:
         close_distributed()
+    report["process_group_left"] = not torch.distributed.is_initialized()
+    torch.save(report, Path(os.environ["FER_TEST_REPORT_DIR"]) / f"rank{context.rank}.pt")
