@@ -63,6 +63,7 @@ SCOPES = [
         ("tests/training/test_evaluate.py",),
         excluded_definitions=("plot_confusion_matrix",),
         reason="plot_confusion_matrix draws a picture; its numbers come from compute_metrics",
+        env={"FER_TEST_FIXTURE_CACHE": "fixtures"},
     ),
     Scope(
         "training/train.py",

@@ -63,3 +63,45 @@ def test_fer_evaluate_prints_a_table(kaggle_zip, trained_checkpoint):
     )
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "confusion matrix" in result.stdout and "neutral" in result.stdout
+
+
+def hand_computed_report(tta="none"):
+    truth = [0, 0, 0, 3, 3, 6, 6, 6, 6, 6]
+    predicted = [0, 0, 3, 3, 3, 6, 6, 6, 0, 3]
+    return {**compute_metrics(np.array(truth), np.array(predicted)), "tta": tta}
+
+
+def test_the_table_shows_the_numbers_in_aligned_columns():
+    from training.evaluate import format_report
+
+    lines = format_report(hand_computed_report("flip")).splitlines()
+    assert lines[0] == "accuracy 70.00%   macro F1 0.694   n 10   tta flip"
+    assert lines[2] == "emotion    precision    recall      f1  support"
+    assert lines[3] == "angry          0.667     0.667   0.667        3"
+    assert lines[6] == "happy          0.500     1.000   0.667        2"
+    assert lines[9] == "neutral        1.000     0.600   0.750        5"
+    assert lines[11] == "confusion matrix (rows: truth, columns: predicted)"
+    assert lines[12] == "             angry disgust    fear   happy     sad surpris neutral"
+    assert lines[13] == "angry            2       0       0       1       0       0       0"
+    assert lines[19] == "neutral          1       0       0       1       0       0       3"
+    assert len(lines) == 20
+
+
+def test_a_predictor_is_scored_on_the_argmax_of_its_probabilities():
+    from training.evaluate import evaluate_predictor
+
+    class Fixed:  # a predictor that says "happy" for bright faces and "sad" for dark ones
+        tta = "tencrop"
+
+        def predict_pixels(self, images):
+            bright = images.reshape(len(images), -1).mean(1) > 127
+            probabilities = np.full((len(images), 7), 0.05)
+            probabilities[bright, 3] = 0.7
+            probabilities[~bright, 4] = 0.7
+            return probabilities
+
+    images = np.zeros((4, 48, 48), np.uint8)
+    images[:2] = 200
+    report = evaluate_predictor(Fixed(), images, np.array([3, 4, 4, 4]))
+    assert report["accuracy"] == 0.75 and report["tta"] == "tencrop" and report["n"] == 4
+    assert report["confusion_matrix"][4][3] == 1
