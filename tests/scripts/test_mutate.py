@@ -1,0 +1,45 @@
+"""scripts/mutate.py (make mutate) must not rot between the runs someone makes by hand: every scope
+names modules, functions and tests that exist, and a session is prepared in a copy of the tree with
+the out-of-scope mutants skipped. The mutation run itself takes about 30 minutes: not a test."""
+
+import ast
+import importlib.util
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def mutate():
+    spec = importlib.util.spec_from_file_location("mutate", REPO / "scripts" / "mutate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_scope_names_what_exists(mutate):
+    for scope in mutate.SCOPES:
+        source = REPO / scope.module
+        assert source.is_file(), scope.module
+        defined = {node.name for node in ast.walk(ast.parse(source.read_text())) if hasattr(node, "name")}
+        for name in (*scope.definitions, *scope.excluded_definitions):
+            assert name in defined, f"{scope.module} has no {name}"
+        for test in scope.tests:
+            assert (REPO / test).is_file(), test
+
+
+def test_a_session_is_prepared_in_a_copy_with_out_of_scope_mutants_skipped(mutate, tmp_path):
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    (scope,) = [s for s in mutate.SCOPES if s.module == "training/train.py"]
+    config = mutate.prepare(scope, tmp_path / "work", timeout=60)
+    assert (tmp_path / "work" / "training" / "train.py").read_text() == (REPO / "training" / "train.py").read_text()
+    assert not (tmp_path / "work" / "runs").exists()  # ignored files stay behind
+    assert "tests/training/test_distributed.py" in config.read_text()
+    with use_db(str(tmp_path / "work" / "session.sqlite"), WorkDB.Mode.open) as db:
+        pending = [item.mutations[0] for item in db.pending_work_items]
+        skipped = db.num_results
+    assert pending and skipped > len(pending)  # most of the trainer is out of this scope
+    assert {m.definition_name for m in pending} == {"evaluate_accuracy"}
+    assert not any(mutate.EXCLUDED_OPERATORS.search(m.operator_name) for m in pending)
