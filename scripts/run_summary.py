@@ -1,11 +1,15 @@
 """One Markdown table row per training run, from its metrics.jsonl, for docs/training.md: median
-training throughput, wall time to given validation accuracies, total time, best accuracy and epoch.
+training throughput, wall time to given validation accuracies, total time, CPU-hours, best accuracy
+and epoch. With --ablation, one row per recipe instead: runs named RECIPE-sSEED (scripts/ablation.sh)
+are grouped over their seeds, with the mean, the range and the difference to the `base` recipe.
 
 python scripts/run_summary.py runs/baseline-vgg_slim runs/flagship-vgg_slim --targets 0.65 0.7
+python scripts/run_summary.py --ablation runs/ablation/*
 """
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -35,26 +39,69 @@ def summary_row(run: Path, targets: list[float]) -> str:
         f"{statistics.median(row['images_per_second'] for row in rows):,.0f}",
         *(time_to(rows, target) for target in targets),
         f"{rows[-1]['elapsed_seconds'] / 60:.1f} min",
+        cpu_hours(rows),
         f"{100 * best['val_accuracy']:.2f}% (epoch {best['epoch']})",
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def cpu_hours(rows: list[dict]) -> str:
+    """The trainer's CPU time (metrics' cpu_seconds, logged since issue 10), or a dash for older runs."""
+    seconds = rows[-1].get("cpu_seconds")
+    return f"{seconds / 3600:.2f}" if seconds is not None else "—"
+
+
+def ablation_rows(runs: list[Path]) -> list[str]:
+    """One row per recipe over its seeds: best and final validation accuracy (mean, range), CPU-hours."""
+    recipes: dict[str, list[list[dict]]] = {}
+    for run in runs:
+        recipe = re.sub(r"-s\d+$", "", run.name)
+        recipes.setdefault(recipe, []).append(read_metrics(run))
+    base = next((name for name in recipes if name.split("-")[0] == "base"), None)
+    base_mean = statistics.mean(max(r["val_accuracy"] for r in rows) for rows in recipes[base]) if base else None
+    lines = []
+    for recipe, seeds in recipes.items():
+        best = [max(r["val_accuracy"] for r in rows) for rows in seeds]
+        final = [rows[-1]["val_accuracy"] for rows in seeds]
+        hours = [rows[-1]["cpu_seconds"] / 3600 for rows in seeds if "cpu_seconds" in rows[-1]]
+        delta = f"{100 * (statistics.mean(best) - base_mean):+.2f}" if base_mean is not None else "—"
+        cells = [
+            recipe,
+            str(len(seeds)),
+            "/".join(str(rows[-1]["epoch"]) for rows in seeds),
+            f"{100 * statistics.mean(best):.2f}% ({100 * min(best):.2f}–{100 * max(best):.2f})",
+            delta,
+            f"{100 * statistics.mean(final):.2f}% ({100 * min(final):.2f}–{100 * max(final):.2f})",
+            f"{statistics.mean(hours):.2f}" if len(hours) == len(seeds) else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="run folders holding metrics.jsonl")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.65, 0.70], help="validation accuracies")
+    parser.add_argument("--ablation", action="store_true", help="one row per recipe over its seeds")
     args = parser.parse_args(argv)
-    header = ["run", "epochs", "train img/s (median)"]
-    header += [f"time to {100 * t:g}%" for t in args.targets] + ["total", "best validation (no TTA)"]
+    if args.ablation:
+        header = ["recipe", "seeds", "epochs", "best validation, mean (range)", "vs base (points)"]
+        header += ["last epoch, mean (range)", "CPU-hours per run"]
+    else:
+        header = ["run", "epochs", "train img/s (median)"]
+        header += [f"time to {100 * t:g}%" for t in args.targets]
+        header += ["total", "CPU-hours", "best validation (no TTA)"]
+    try:
+        if args.ablation:
+            lines = ablation_rows(args.runs)
+        else:
+            lines = [summary_row(run, args.targets) for run in args.runs]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    try:
-        for run in args.runs:
-            print(summary_row(run, args.targets))
-    except (FileNotFoundError, KeyError, json.JSONDecodeError) as error:
-        print(f"error: {run}: {error}", file=sys.stderr)
-        return 2
+    print("\n".join(lines))
     return 0
 
 

@@ -143,7 +143,10 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
             f"{context.world_size} process(es) on {device.type}, amp {config.amp}, "
             f"{steps_per_epoch} steps/epoch of {config.batch_size} x {context.world_size}"
         )
-    started = time.perf_counter()
+    # A run trained in legs reports its whole time: the clocks go on from the last logged epoch.
+    resumed_main = checkpoint is not None and context.is_main  # only rank 0 reads or writes metrics.jsonl
+    elapsed_before, cpu_before = _time_logged_before(out / "metrics.jsonl") if resumed_main else (0.0, 0.0)
+    started, cpu_started = time.perf_counter() - elapsed_before, time.process_time() - cpu_before
 
     # ------------------------------------------------------------ the loop
     for epoch in range(start_epoch, config.epochs):
@@ -170,6 +173,9 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
                 "images_per_second": images_per_second,
                 "epoch_seconds": epoch_seconds,
                 "elapsed_seconds": time.perf_counter() - started,
+                # This process's CPU time (all its threads), so CPU-hours stay honest whatever else
+                # ran on the machine; on N processes the run used about N times as much.
+                "cpu_seconds": time.process_time() - cpu_started,
             }
             with open(out / "metrics.jsonl", "a") as metrics:
                 metrics.write(json.dumps(row) + "\n")
@@ -327,6 +333,17 @@ def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:
     for name in RESUME_MAY_CHANGE:
         setattr(saved, name, getattr(requested, name))
     return saved
+
+
+def _time_logged_before(path: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) the run had logged by its last epoch in metrics.jsonl. Runs logged
+    before cpu_seconds existed count their CPU time from the resume on."""
+    if not path.exists():
+        return 0.0, 0.0
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return 0.0, 0.0
+    return float(rows[-1].get("elapsed_seconds", 0.0)), float(rows[-1].get("cpu_seconds", 0.0))
 
 
 def _drop_metrics_after(path: Path, epoch: int) -> None:

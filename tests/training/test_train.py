@@ -141,7 +141,12 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
     assert a["epoch"] == b["epoch"] == 3
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["ema"]["module"], b["ema"]["module"])
-    assert len((interrupted / "metrics.jsonl").read_text().splitlines()) == 3
+    rows = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    # The clocks go on across the crash: the run's time is its whole time, not the last leg's.
+    for clock in ("elapsed_seconds", "cpu_seconds"):
+        assert 0 < rows[0][clock] < rows[1][clock] < rows[2][clock], clock
+    assert rows[2]["elapsed_seconds"] >= rows[1]["elapsed_seconds"] + rows[2]["epoch_seconds"]
 
 
 def test_mixing_changes_what_the_model_learns(kaggle_zip, tmp_path):
