@@ -357,7 +357,9 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
 
 
 def _progress_bar(steps: int, description: str, context: DistributedContext):
-    if not context.is_main:
+    # Progress bars are for terminals: under nohup, in CI or in a log file, tqdm's carriage-return
+    # updates would make one endless line; the one log line per epoch says everything there.
+    if not context.is_main or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 

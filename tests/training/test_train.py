@@ -161,6 +161,17 @@ def test_mixing_changes_what_the_model_learns(kaggle_zip, tmp_path):
         assert any(not torch.equal(weights["none"][k], weights[mix][k]) for k in weights["none"]), mix
 
 
+def test_a_log_gets_one_line_per_epoch_and_no_progress_bar(kaggle_zip, tmp_path, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE")  # as under nohup or in CI: stderr is a file, not a terminal
+    result = run_python("-m", "training.train", *train_args(kaggle_zip, tmp_path / "run", "--epochs", "2"))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and "it/s" not in result.stderr
+    assert [line.split("  ")[0] for line in result.stderr.splitlines() if line.startswith("epoch")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+
+
 def test_resume_keeps_the_checkpoint_schedule(kaggle_zip, tmp_path):
     out = tmp_path / "run"
     assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1")).returncode == 0
