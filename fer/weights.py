@@ -44,6 +44,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def give_default_permissions(path: str | os.PathLike) -> None:
+    """Mode 0666 less the umask (0644 usually), as `open()` would have given: safetensors and
+    temporary files write 0600, which a container running as another user could not read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_weights(state_dict: dict[str, torch.Tensor], card: dict, prefix: str | os.PathLike) -> tuple[Path, Path]:
     """Write PREFIX.safetensors and PREFIX.json; the card gains the weights' sha256 and file name."""
     prefix = Path(prefix)
@@ -51,6 +59,7 @@ def save_weights(state_dict: dict[str, torch.Tensor], card: dict, prefix: str | 
     tensors_path = prefix.with_name(prefix.name + ".safetensors")
     card_path = prefix.with_name(prefix.name + ".json")
     save_file({name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}, str(tensors_path))
+    give_default_permissions(tensors_path)
     card = {**card, "format": CARD_FORMAT, "weights_file": tensors_path.name, "sha256": file_sha256(tensors_path)}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return tensors_path, card_path

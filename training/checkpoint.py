@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from fer.weights import give_default_permissions
+
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     path = Path(path)
@@ -22,6 +24,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        give_default_permissions(handle.name)  # temporary files are created 0600
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -1,4 +1,6 @@
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -74,3 +76,13 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"model": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(WeightsError):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_checkpoints_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "last.pt").stat().st_mode) == mode

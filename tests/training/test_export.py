@@ -54,3 +54,20 @@ def test_exporting_a_non_checkpoint_fails_clearly(tmp_path):
     torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
     with pytest.raises(WeightsError, match="is not a fer training checkpoint"):
         export_checkpoint(tmp_path / "other.pt", tmp_path / "x")
+
+
+def test_exported_files_are_readable_by_other_users(trained_checkpoint, tmp_path):
+    # The Docker image runs as its own user (uid 10001) and copies weights/: 0600 files would not load.
+    import os
+    import stat
+
+    from training.export import export_checkpoint
+
+    previous = os.umask(0o022)
+    try:
+        export_checkpoint(trained_checkpoint, tmp_path / "mine")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert set(modes) == {"mine.safetensors", "mine.json", "mine.onnx"}
+    assert set(modes.values()) == {0o644}, modes
