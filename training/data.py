@@ -89,15 +89,21 @@ def select_split(splits: dict[str, LabeledImages], split: str, source: str | os.
 
 
 def stratified_subset(data: LabeledImages, max_samples: int, seed: int) -> LabeledImages:
-    """At most `max_samples` examples keeping each class's share (for smoke runs)."""
+    """Exactly `max_samples` examples (or all) keeping each class's share (for smoke runs)."""
     if max_samples >= len(data):
         return data
     rng = np.random.default_rng(seed)
+    counts = np.bincount(data.labels, minlength=NUM_CLASSES)
+    # Largest remainders: each class gets the floor of its share, and the places rounding left over
+    # go to the classes with the largest fractions, so the total is exactly max_samples.
+    shares = counts * max_samples / len(data)
+    takes = np.floor(shares).astype(int)
+    leftover = max_samples - int(takes.sum())
+    takes[np.argsort(-(shares - takes), kind="stable")[:leftover]] += 1
     chosen = []
     for label in range(NUM_CLASSES):
         members = np.flatnonzero(data.labels == label)
-        take = round(len(members) * max_samples / len(data))
-        chosen.append(rng.choice(members, size=min(take, len(members)), replace=False))
+        chosen.append(rng.choice(members, size=min(int(takes[label]), len(members)), replace=False))
     keep = np.sort(np.concatenate(chosen))
     return LabeledImages(data.images[keep], data.labels[keep])
 

@@ -161,3 +161,16 @@ def test_stratified_subset_keeps_class_shares(kaggle_zip):
     assert len(subset) == 70
     assert subset.class_counts() == expected_counts(10)
     assert stratified_subset(train, 10_000, seed=1) is train
+
+
+@pytest.mark.parametrize("size", [4000, 1, 7, 999])
+def test_stratified_subset_has_exactly_the_size_asked_for(size):
+    from training.data import LabeledImages
+
+    counts = [3995, 436, 4097, 7215, 4830, 3171, 4965]  # FER2013's Training split, in EMOTIONS order
+    labels = np.repeat(np.arange(7), counts)
+    data = LabeledImages(np.zeros((len(labels), 1, 1), np.uint8), labels)
+    subset = stratified_subset(data, size, seed=0)
+    assert len(subset) == size
+    shares = np.bincount(subset.labels, minlength=7) - np.array(counts) * size / len(labels)
+    assert np.abs(shares).max() < 1  # every class within one image of its exact share
