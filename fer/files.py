@@ -20,6 +20,7 @@ from fer.live.sources import VIDEO_SUFFIXES, VideoFileReader, open_capture, open
 from fer.predictor import Predictor, as_rgb_or_gray, face_results
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, Path]]:
@@ -29,7 +30,7 @@ def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, Path]]:
         root = Path(argument)
         if root.is_dir():
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                if path.suffix.lower() in MEDIA_SUFFIXES:
                     yield path, path.relative_to(root)
         else:
             yield root, Path(root.name)
@@ -40,7 +41,18 @@ def predict_paths(
 ) -> int:
     """Print results for every input; return how many inputs failed (each failure printed, not raised)."""
     failed = 0
-    for path, relative in expand_inputs(paths):
+    for argument in paths:
+        inputs = list(expand_inputs([argument]))
+        if not inputs:  # a folder without a single image or video: say so, never a silent success
+            print_error(FerError(f"no images or videos in {argument} (looked for {', '.join(sorted(MEDIA_SUFFIXES))})"))
+            failed += 1
+        failed += _predict_inputs(predictor, inputs, detect, as_json, annotate_dir, print_error)
+    return failed
+
+
+def _predict_inputs(predictor, inputs, detect, as_json, annotate_dir, print_error) -> int:
+    failed = 0
+    for path, relative in inputs:
         target = Path(annotate_dir) / relative if annotate_dir else None
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:

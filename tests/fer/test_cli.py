@@ -44,6 +44,18 @@ def test_predict_keeps_going_past_a_bad_file_then_exits_2(exported_weights, tmp_
     assert f"{image}: 1 face" in result.stdout
 
 
+def test_a_folder_without_images_is_an_error_not_a_silent_success(exported_weights, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "readme.txt").write_text("no faces here")
+    image = astronaut_file(tmp_path)
+    result = fer("predict", str(empty), str(image), "--weights", str(exported_weights), "--device", "cpu")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"fer: error: no images or videos in {empty} (looked for ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"{image}: 1 face" in result.stdout  # the other inputs are still answered
+
+
 def test_unreadable_image_is_one_line(exported_weights, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")
