@@ -202,3 +202,23 @@ def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights,
     with caplog.at_level(logging.WARNING):
         assert load_default_int8_model(weights, card) is None  # a changed file: warned and skipped
     assert "ignoring the int8 variant" in caplog.text
+
+
+def test_an_onnx_file_for_other_inputs_never_agrees(exported_weights, tmp_path):
+    # A valid ONNX model that expects 24x24 faces: ONNX Runtime refuses 48x48 input, which must mean
+    # "does not agree" (and PyTorch runs the model), not a crash at load.
+    import onnx
+    from onnx import TensorProto, helper
+
+    from fer.onnx_runtime import OnnxModel
+    from fer.weights import load_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["pixels"], ["logits"])],
+        "other-input",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [4, 1, 24, 24])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4, 1, 24, 24])],
+    )
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert OnnxModel(path).agrees_with(load_model(exported_weights)[0].eval()) is False
