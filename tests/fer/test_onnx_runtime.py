@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from fer.errors import WeightsError
 from fer.predictor import Predictor
@@ -204,21 +205,55 @@ def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights,
     assert "ignoring the int8 variant" in caplog.text
 
 
+def onnx_file(path, nodes, input_shape, output_shape, initializers=()):
+    """A small valid ONNX model from `nodes`, reading "pixels" and writing "logits"."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        path.stem,
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, output_shape)],
+        initializer=list(initializers),
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
 def test_an_onnx_file_for_other_inputs_never_agrees(exported_weights, tmp_path):
     # A valid ONNX model that expects 24x24 faces: ONNX Runtime refuses 48x48 input, which must mean
     # "does not agree" (and PyTorch runs the model), not a crash at load.
-    import onnx
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     from fer.onnx_runtime import OnnxModel
     from fer.weights import load_model
 
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["pixels"], ["logits"])],
-        "other-input",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [4, 1, 24, 24])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4, 1, 24, 24])],
+    path = onnx_file(
+        tmp_path / "other.onnx", [helper.make_node("Identity", ["pixels"], ["logits"])], [4, 1, 24, 24], [4, 1, 24, 24]
     )
-    path = tmp_path / "other.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert OnnxModel(path).agrees_with(load_model(exported_weights)[0].eval()) is False
+
+
+@pytest.mark.parametrize("classes", [6, 8])
+def test_an_onnx_file_with_another_number_of_classes_never_agrees(exported_weights, tmp_path, classes):
+    # (B, 1, 48, 48) -> the first `classes` pixels of each face as its logits: a model for another
+    # label set. Fewer or more columns than the weights' 7 must mean "does not agree", not a crash.
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from fer.onnx_runtime import OnnxModel
+    from fer.weights import load_model
+
+    nodes = [
+        helper.make_node("Flatten", ["pixels"], ["flat"], axis=1),
+        helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["logits"]),
+    ]
+    constants = [
+        numpy_helper.from_array(np.array([0], np.int64), "starts"),
+        numpy_helper.from_array(np.array([classes], np.int64), "ends"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+    ]
+    path = onnx_file(tmp_path / f"classes{classes}.onnx", nodes, ["batch", 1, 48, 48], ["batch", classes], constants)
+    assert OnnxModel(path)(torch.zeros(2, 1, 48, 48)).shape == (2, classes)
     assert OnnxModel(path).agrees_with(load_model(exported_weights)[0].eval()) is False
