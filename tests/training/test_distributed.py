@@ -57,6 +57,7 @@ def test_metrics_are_sums_divided_by_the_total_count(two_ranks):
 def test_one_process_has_nothing_to_reduce():
     assert mean_across_ranks(3.0, 2, 4, SINGLE) == (0.75, 0.5)
     assert mean_across_ranks(0.0, 0, 0, SINGLE) == (0.0, 0.0)  # an empty split is not a crash
+    assert mean_across_ranks(0.5, 1, 1, SINGLE) == (0.5, 1.0)  # one face, right
 
 
 def test_two_ranks_report_the_validation_accuracy_of_one_process(two_ranks):
@@ -91,3 +92,15 @@ def test_a_worker_knows_when_torchrun_restarted_it(monkeypatch, count, restarted
     else:
         monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", count)
     assert restarted_by_torchrun() is restarted
+
+
+def test_a_process_outside_torchrun_runs_alone_without_a_process_group(monkeypatch):
+    import torch.distributed as dist
+
+    from training.distributed import init_distributed
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    context = init_distributed("cpu", timeout_minutes=1)
+    assert (context.rank, context.world_size, context.device.type) == (0, 1, "cpu")
+    assert not dist.is_initialized()
