@@ -3,6 +3,7 @@
     python scripts/mutate.py                          # every scope, 2 at a time, report to runs/mutate
     python scripts/mutate.py --scope fer/tta.py --jobs 1
     python scripts/mutate.py --markdown docs/mutation-report.md
+    python scripts/mutate.py --retest-survivors       # after writing tests for the survivors
 
 Cosmic Ray plants one small bug (a mutant) at a time: `+` becomes `-`, `<=` becomes `<`, 0.5 becomes 1.5,
 a condition is negated. A mutant is killed when the tests covering its module fail, and survives when
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -142,10 +144,31 @@ def environment(scope: Scope, work: Path) -> dict:
     return env
 
 
-def run_scope(scope: Scope, out: Path, timeout: float) -> dict:
+def reopen_survivors(scope: Scope, work: Path) -> None:
+    """Bring the copy's tests up to date and mark the survivors of the last run as pending again, so
+    that `exec` tests only them: the workflow after writing tests for survivors. Killed mutants stay
+    killed, which holds as long as tests were only added or strengthened."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    if not (work / "session.sqlite").is_file():
+        raise SystemExit(f"{scope.module}: no earlier session in {work} to retest")
+    shutil.rmtree(work / "tests")
+    shutil.copytree(REPO / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    with use_db(str(work / "session.sqlite"), WorkDB.Mode.open) as db:
+        survivors = [item.job_id for item, result in db.completed_work_items if result.test_outcome == "survived"]
+    # Cosmic Ray's WorkDB has no "clear one result" call; its results table is keyed by job id.
+    with sqlite3.connect(work / "session.sqlite") as connection:
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in survivors])
+
+
+def run_scope(scope: Scope, out: Path, timeout: float, retest_survivors: bool = False) -> dict:
     work = out / scope_name(scope)
     started = time.perf_counter()
-    config = prepare(scope, work, timeout)
+    if retest_survivors:
+        reopen_survivors(scope, work)
+        config = work / "cosmic-ray.toml"
+    else:
+        config = prepare(scope, work, timeout)
     env = environment(scope, work)
     # The unmutated code must pass first; it also builds the cached fixtures.
     baseline = subprocess.run(test_command(scope), shell=True, cwd=work, env=env, capture_output=True, text=True)
@@ -218,11 +241,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's test run")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate")
     parser.add_argument("--markdown", type=Path, help="also write the summary and survivors here")
+    parser.add_argument(
+        "--retest-survivors", action="store_true", help="rerun only the last run's survivors, with the current tests"
+    )
     args = parser.parse_args()
     scopes = [s for s in SCOPES if not args.scope or s.module in args.scope]
     args.out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda scope: run_scope(scope, args.out, args.timeout), scopes))
+        results = list(pool.map(lambda s: run_scope(s, args.out, args.timeout, args.retest_survivors), scopes))
     (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
     if args.markdown:
