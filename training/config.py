@@ -85,24 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
         description="Train a FER2013 emotion classifier (single process, or one process per device with torchrun).",
+        epilog="Flags override --config, which overrides the defaults shown.",
     )
-    # Every default is None so that only flags the user typed override the config file.
-    parser.add_argument("--data", help="FER2013 .zip, extracted folder, or fer2013.csv")
-    parser.add_argument("--arch", choices=sorted(ARCHITECTURES))
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int, help="per process")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"])
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--mix", choices=MIX_MODES, help="blend pairs of training faces and their labels")
-    parser.add_argument("--mix-alpha", type=float, help="Beta(alpha, alpha) draws the mixing weight")
-    parser.add_argument("--amp", choices=AMP_MODES)
-    parser.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--max-samples", type=int, help="stratified training subset (smoke runs)")
-    parser.add_argument("--out", help="run folder (default runs/train)")
-    parser.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last.pt")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    defaults = TrainConfig()
+
+    def option(flag: str, help: str = "", **kwargs) -> None:
+        # Every argparse default is None so that only flags the user typed override --config; the
+        # help shows TrainConfig's default instead.
+        default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
+        shown = "all" if default is None else ("off" if default is False else default)  # None: max_samples
+        parser.add_argument(flag, help=f"{help} (default {shown})".lstrip(), **kwargs)
+
+    parser.add_argument(
+        "--data", metavar="PATH", help="FER2013 .zip, extracted folder, or fer2013.csv (required, here or in --config)"
+    )
+    option("--arch", choices=sorted(ARCHITECTURES))
+    option("--epochs", type=int)
+    option("--batch-size", "per process", type=int)
+    option("--lr", "peak learning rate", type=float)
+    option("--optimizer", choices=["sgd", "adamw"])
+    option("--weight-decay", type=float)
+    option("--mix", "blend pairs of training faces and their labels", choices=MIX_MODES)
+    option("--mix-alpha", "Beta(alpha, alpha) draws the mixing weight", type=float)
+    option("--amp", choices=AMP_MODES)
+    option("--device", choices=["auto", "cuda", "mps", "cpu"])
+    option("--max-samples", "stratified training subset (smoke runs)", type=int)
+    option("--out", "run folder")
+    option("--resume", "continue from OUT/last.pt", action="store_true", default=None)
+    option("--seed", type=int)
+    option("--compile", "torch.compile the model", action="store_true", default=None)
     parser.add_argument("--config", help="JSON file of TrainConfig fields (a run's config.json works)")
     return parser
 

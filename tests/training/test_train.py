@@ -286,6 +286,16 @@ def test_user_errors_print_one_line_and_exit_2(kaggle_zip, tmp_path, args, messa
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_help_shows_every_default_and_that_data_is_required():
+    result = run_python("-m", "training.train", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for shown in ("--epochs EPOCHS (default 60)", "peak learning rate (default 0.03)", "(default bf16)"):
+        assert shown in text, shown
+    assert "stratified training subset (smoke runs) (default all)" in text
+    assert "(required, here or in --config)" in text
+
+
 def test_bad_flag_value_exits_2(tmp_path):
     result = run_python("-m", "training.train", "--data", "x.zip", "--amp", "fp8")
     assert result.returncode == 2 and "invalid choice: 'fp8'" in result.stderr
