@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fer import __version__
 from fer.device import DEVICE_CHOICES
-from fer.errors import FerError
+from fer.errors import FerError, OneLineArgumentParser
 from fer.predictor import BACKENDS
 from fer.tta import TTA_MODES
 
@@ -31,7 +31,7 @@ EXIT_USER_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="fer", description="Facial expression recognition (FER2013, 7 emotions).", parents=[common]
     )
     parser.add_argument("--version", action="version", version=f"fer {__version__}")

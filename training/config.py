@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer.errors import FerError
+from fer.errors import FerError, OneLineArgumentParser
 from fer.models import ARCHITECTURES
 from training.augment import MIX_MODES, AugmentConfig
 
@@ -82,7 +82,7 @@ class TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m training.train",
         description="Train a FER2013 emotion classifier (single process, or one process per device with torchrun).",
         epilog="Flags override --config, which overrides the defaults shown.",

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from fer.device import DEVICE_CHOICES
-from fer.errors import FerError
+from fer.errors import FerError, OneLineArgumentParser
 from fer.labels import EMOTIONS, emotion_shares
 from fer.live.overlay import draw_face, draw_status
 from fer.live.sources import open_reader, open_video_writer, parse_source
@@ -173,7 +173,7 @@ def _print_summary(frames, faces, seconds, emotion_counts, reader, args) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="webcam_demo", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="webcam_demo", description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)

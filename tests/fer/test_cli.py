@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from PIL import Image
 
 from tests.conftest import run_python
@@ -54,6 +55,21 @@ def test_a_folder_without_images_is_an_error_not_a_silent_success(exported_weigh
     assert result.stderr.startswith(f"fer: error: no images or videos in {empty} (looked for ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"{image}: 1 face" in result.stdout  # the other inputs are still answered
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "x.jpg", "--tta", "bogus"], "fer predict: error: argument --tta: invalid choice: 'bogus'"),
+        (["bogus"], "fer: error: argument COMMAND: invalid choice: 'bogus'"),
+        (["evaluate"], "fer evaluate: error: the following arguments are required: DATA"),
+    ],
+)
+def test_a_bad_flag_is_one_line_that_points_to_help(args, message):
+    result = fer(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "--help)" in result.stderr
 
 
 def test_unreadable_image_is_one_line(exported_weights, tmp_path):

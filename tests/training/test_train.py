@@ -299,6 +299,8 @@ def test_help_shows_every_default_and_that_data_is_required():
 def test_bad_flag_value_exits_2(tmp_path):
     result = run_python("-m", "training.train", "--data", "x.zip", "--amp", "fp8")
     assert result.returncode == 2 and "invalid choice: 'fp8'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, not the whole usage
+    assert "see python -m training.train --help" in result.stderr
 
 
 def test_config_file_errors_are_clear(tmp_path):
