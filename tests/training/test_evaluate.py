@@ -32,6 +32,17 @@ def test_metrics_match_hand_computed_numbers():
     assert report["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
+def test_a_class_predicted_once_and_right_has_precision_one():
+    report = compute_metrics(np.array([2, 3, 3]), np.array([2, 3, 3]))
+    assert report["per_class"]["fear"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+
+
+def test_an_empty_split_scores_zero_not_nan():
+    report = compute_metrics(np.array([], np.int64), np.array([], np.int64))
+    assert (report["accuracy"], report["macro_f1"], report["n"]) == (0.0, 0.0, 0)
+
+
 def test_fer_evaluate_json_on_a_checkpoint(kaggle_zip, trained_checkpoint, tmp_path):
     plot = tmp_path / "cm.png"
     result = run_python(
