@@ -36,6 +36,9 @@ def test_a_class_predicted_once_and_right_has_precision_one():
     report = compute_metrics(np.array([2, 3, 3]), np.array([2, 3, 3]))
     assert report["per_class"]["fear"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
     assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+    # A class that occurs once counts in macro F1 like any other: fear missed, happy F1 0.8.
+    missed = compute_metrics(np.array([2, 3, 3]), np.array([3, 3, 3]))
+    assert missed["macro_f1"] == pytest.approx((0.0 + 0.8) / 2)
 
 
 def test_an_empty_split_scores_zero_not_nan():
