@@ -41,6 +41,13 @@ def test_a_class_predicted_once_and_right_has_precision_one():
     assert missed["macro_f1"] == pytest.approx((0.0 + 0.8) / 2)
 
 
+def test_f1_when_precision_and_recall_add_up_to_one_or_less():
+    report = compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]))  # half right in each class
+    assert report["per_class"]["angry"]["f1"] == pytest.approx(0.5)
+    low = compute_metrics(np.array([0, 0, 0, 0, 1]), np.array([0, 1, 1, 1, 0]))  # angry: p 1/2, r 1/4
+    assert low["per_class"]["angry"]["f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+
+
 def test_an_empty_split_scores_zero_not_nan():
     report = compute_metrics(np.array([], np.int64), np.array([], np.int64))
     assert (report["accuracy"], report["macro_f1"], report["n"]) == (0.0, 0.0, 0)
