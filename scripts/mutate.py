@@ -21,6 +21,7 @@ Operators left out for every scope (the same families, whatever the module):
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -222,9 +223,10 @@ def markdown(results: list[dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
+        minutes = "—" if math.isnan(r["seconds"]) else f"{r['seconds'] / 60:.1f}"
         lines.append(
             f"| `{r['module']}` | {r['tested']} | {r['tested'] - r['survived']} | {r['survived']} | "
-            f"{r['score']:.1%} | {r['seconds'] / 60:.1f} | {r['scope']} |"
+            f"{r['score']:.1%} | {minutes} | {r['scope']} |"
         )
     lines.append(f"| **all** | {tested} | {killed} | {tested - killed} | **{killed / max(tested, 1):.1%}** | | |")
     for r in results:
@@ -241,15 +243,20 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's test run")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutate")
     parser.add_argument("--markdown", type=Path, help="also write the summary and survivors here")
+    parser.add_argument("--report-only", action="store_true", help="summarize the sessions in --out, run nothing")
     parser.add_argument(
         "--retest-survivors", action="store_true", help="rerun only the last run's survivors, with the current tests"
     )
     args = parser.parse_args()
     scopes = [s for s in SCOPES if not args.scope or s.module in args.scope]
     args.out.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda s: run_scope(s, args.out, args.timeout, args.retest_survivors), scopes))
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.report_only:  # the sessions' state now, after any retests: no timing to report
+        results = [summarize(s, args.out / scope_name(s) / "session.sqlite", float("nan")) for s in scopes]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda s: run_scope(s, args.out, args.timeout, args.retest_survivors), scopes))
+    if not args.report_only:
+        (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
     if args.markdown:
         args.markdown.write_text(report)
