@@ -252,7 +252,7 @@ def train_one_epoch(
         scheduler.step()
         ema.update(model)
         loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        correct += (logits.argmax(1) == y).sum()  # against each face's own label, also when mixed
         seen += len(y)
         if progress is not None and (step % 10 == 9 or step == steps - 1):
             # .item() waits for the GPU: only every 10 steps, only on rank 0.
