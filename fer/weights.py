@@ -11,6 +11,7 @@ and checks the weights' sha256 against the card.
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -103,8 +104,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise WeightsError(f"no checkpoint at {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run whatever the file holds.
+        raise WeightsError(
+            f"{path} is not a readable fer checkpoint: not a torch file of tensors and plain data (random "
+            "bytes, or pickled objects, which fer never loads)"
+        ) from None
     except Exception as error:  # torch raises many types for a truncated or foreign file
-        raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {reason})") from None
 
 
 def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, dict]:

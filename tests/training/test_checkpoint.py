@@ -5,11 +5,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from fer.errors import WeightsError
 from fer.weights import load_checkpoint
+from tests.conftest import run_python
 from training.checkpoint import save_checkpoint
 
 
@@ -74,8 +76,19 @@ def test_pickled_objects_are_refused(tmp_path):
             return (print, ("this ran while loading",))
 
     torch.save({"model": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError) as refused:
         load_checkpoint(tmp_path / "evil.pt")
+    # One line, and never torch's advice to retry with weights_only=False (that would run the file).
+    assert "weights_only" not in str(refused.value) and len(str(refused.value).splitlines()) == 1
+
+
+def test_random_bytes_are_one_line_from_the_cli(tmp_path, kaggle_zip):
+    random_bytes = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    (tmp_path / "random.pt").write_bytes(random_bytes)
+    result = run_python("-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(tmp_path / "random.pt"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"fer: error: {tmp_path / 'random.pt'} is not a readable fer checkpoint")
+    assert len(result.stderr.strip().splitlines()) == 1 and "weights_only" not in result.stderr
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
