@@ -5,7 +5,9 @@ process with its own model) read the same values; uvicorn's supervisor restarts 
 """
 
 import copy
+import errno
 import os
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -36,6 +38,8 @@ def serve(
 ) -> None:
     if workers < 1:
         raise FerError("--workers must be 1 or more")
+    if not 0 <= port <= 65535:
+        raise FerError(f"--port must be between 0 and 65535, not {port}")
     if weights is not None:
         if not Path(weights).exists():
             raise FerError(f"no weights at {weights}")
@@ -47,6 +51,10 @@ def serve(
     if backend is not None:
         os.environ["FER_BACKEND"] = backend
     check_settings()
+    # Everything a user can get wrong is checked here, in one line each, before a worker spends
+    # seconds loading the model only to fail in its lifespan with a traceback.
+    check_port_is_free(host, port)
+    check_weights_load(os.environ.get("FER_WEIGHTS"))
     uvicorn.run(
         "api:create_app",
         factory=True,
@@ -58,6 +66,30 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,  # do not advertise the server software
     )
+
+
+def check_port_is_free(host: str, port: int) -> None:
+    """Bind the address once, as uvicorn will (SO_REUSEADDR), and let it go."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise FerError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            hint = "; pick another --port" if error.errno == errno.EADDRINUSE else ""
+            raise FerError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
+
+
+def check_weights_load(weights: str | None) -> None:
+    """Load the weights and card once (about a second): a file that is not fer weights is the same one
+    line as in `fer evaluate`, not a lifespan traceback from every worker."""
+    from fer.weights import default_weights_path, load_model
+
+    load_model(weights or default_weights_path())
 
 
 def check_settings() -> Settings:

@@ -173,3 +173,42 @@ def test_serve_with_no_workers_is_a_clear_error():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "fer: error: --workers must be 1 or more"
+
+
+def _fer_serve(*args, timeout=60):
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_serve_on_an_impossible_port_is_one_line(port):
+    result = _fer_serve("--port", port)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fer: error: --port must be between 0 and 65535, not {port}"
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_the_model_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _fer_serve("--port", str(port))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"fer: error: cannot listen on 127.0.0.1:{port}: Address already in use; pick another --port"
+    )
+
+
+def test_serve_with_a_file_that_is_not_weights_is_one_line(exported_weights, tmp_path):
+    # A card beside bytes that are not its weights: the same one line fer evaluate gives.
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(os.urandom(4096))
+    (tmp_path / "model.json").write_text(exported_weights.with_suffix(".json").read_text())
+    result = _fer_serve("--weights", str(fake), "--port", str(free_port()))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fer: error: {fake}"), result.stderr
