@@ -66,7 +66,10 @@ def load_splits(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     or ~/.cache/fer), keyed by the source's content, so a changed file is never served stale."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"no dataset at {path}")
+        raise DataError(
+            f"no dataset at {path}: give a FER2013 .zip, folder or fer2013.csv "
+            "(`fer download --dest data/` fetches Kaggle's; `make train-demo DATA=...` for the Makefile)"
+        )
     cache_file = _cache_dir(cache_dir) / f"fer2013-{_content_key(path)}.npz"
     if cache_file.exists():
         try:

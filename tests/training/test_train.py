@@ -273,7 +273,8 @@ def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
     "args, message",
     [
         (["--epochs", "1"], "--data is required"),
-        (["--data", "missing.zip"], "no dataset at missing.zip"),
+        (["--data", "missing.zip"], "no dataset at missing.zip: give a FER2013 .zip, folder or fer2013.csv"),
+        (["--data", "missing.zip"], "`fer download --dest data/` fetches Kaggle's"),
         (["--data", "{zip}", "--batch-size", "1000"], "fewer than one batch"),
         (["--data", "{zip}", "--epochs", "0"], "--epochs must be at least 1"),
         (["--data", "{zip}", "--mix", "mixup", "--mix-alpha", "0"], "--mix-alpha must be positive"),
