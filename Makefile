@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh Linux machine with Python 3.10+:
 #   make run    create .venv, install, and start the REST API with the shipped weights (port 8000)
 #   make test   create .venv, install (with Chromium for the browser test), run the whole test suite
+# make train-demo DATA=PATH trains on your FER2013 copy (default: the project machines' shared zip).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
