@@ -150,11 +150,15 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
 
 
 def test_mixing_changes_what_the_model_learns(kaggle_zip, tmp_path):
+    from training.train import train
+
     weights = {}
-    for mix in ("none", "mixup", "cutmix"):
+    for mix in ("none", "mixup", "cutmix"):  # in this process: the CLI path is tested by the resume test
         out = tmp_path / mix
-        result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--mix", mix))
-        assert result.returncode == 0, result.stderr
+        config = TrainConfig(
+            data=str(kaggle_zip), arch="vgg_slim", epochs=1, batch_size=16, device="cpu", out=str(out), mix=mix
+        )
+        train(config)
         weights[mix] = load_checkpoint(out / "last.pt")["model"]
         assert json.loads((out / "config.json").read_text())["mix"] == mix
     for mix in ("mixup", "cutmix"):
