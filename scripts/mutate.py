@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -95,8 +96,8 @@ def copy_tree(destination: Path) -> None:
 
 
 def test_command(scope: Scope) -> str:
-    # -x: a killed mutant stops at its first failing test. One thread: two scopes share two cores.
-    return " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *scope.tests])
+    # -x: a killed mutant stops at its first failing test. Quoted: Cosmic Ray runs it through a shell.
+    return shlex.join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *scope.tests])
 
 
 def prepare(scope: Scope, work: Path, timeout: float) -> Path:
@@ -139,6 +140,7 @@ def cosmic_ray() -> str:
 
 
 def environment(scope: Scope, work: Path) -> dict:
+    # One thread per test run: two scopes share two cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     for key, value in scope.env.items():
         env[key] = str(work / value) if key == "FER_TEST_FIXTURE_CACHE" else value
