@@ -18,6 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/fer
 COPY pyproject.toml README.md ./
 COPY fer ./fer
+COPY fer_cli ./fer_cli
 COPY training ./training
 COPY api ./api
 COPY weights ./weights

@@ -8,9 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fer.device import DEVICE_CHOICES
-from fer.predictor import BACKENDS
-from fer.tta import TTA_MODES
+from fer.options import BACKENDS, DEVICE_CHOICES, TTA_MODES
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]

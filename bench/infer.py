@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from fer.device import describe_device, resolve_device
+from fer.options import TTA_MODES
 from fer.predictor import Predictor
-from fer.tta import TTA_MODES
 
 
 def seconds_per_call(function, warmup: int, runs: int, device: torch.device) -> float:

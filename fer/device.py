@@ -5,8 +5,7 @@ import platform
 import torch
 
 from fer.errors import FerError
-
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+from fer.options import DEVICE_CHOICES
 
 
 def resolve_device(requested: str = "auto", local_rank: int = 0) -> torch.device:

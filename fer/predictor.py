@@ -20,14 +20,11 @@ from fer.faces import Box, HaarFaceDetector
 from fer.images import read_image
 from fer.labels import EMOTIONS
 from fer.onnx_runtime import load_default_int8_model, load_int8_model, load_onnx_model
+from fer.options import BACKENDS, check_tta
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
-from fer.tta import TTA_MODES, predict_probabilities
+from fer.tta import predict_probabilities
 from fer.weights import default_weights_path, load_model
 
-# CPU engines. "auto": the int8 variant when its card shows its accuracy holds (about 3x faster on
-# CPUs with VNNI), else ONNX Runtime float32 when the .onnx beside the weights agrees, else PyTorch;
-# the others force one engine.
-BACKENDS = ("auto", "torch", "onnx", "int8")
 INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
 
 
@@ -56,8 +53,7 @@ class Predictor:
     ):
         """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
         as `backend_name`."""
-        if tta not in TTA_MODES:
-            raise ValueError(f"unknown TTA mode {tta!r}; choose from {', '.join(TTA_MODES)}")
+        check_tta(tta)
         self.device = device
         # Half precision on GPUs (tensor cores, half the memory traffic); fp32 elsewhere.
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -131,8 +127,7 @@ class Predictor:
         """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) probabilities, in batches.
         `tta` overrides the predictor's own mode for this call."""
         tta = tta or self.tta
-        if tta not in TTA_MODES:
-            raise ValueError(f"unknown TTA mode {tta!r}; choose from {', '.join(TTA_MODES)}")
+        check_tta(tta)
         pixels = torch.as_tensor(pixels)
         outputs = []
         for start in range(0, len(pixels), self.batch_size):

@@ -10,24 +10,24 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-TTA_MODES = ("none", "flip", "tencrop")
+from fer.options import TTA_MODES, check_tta
+
+__all__ = ["TTA_MODES", "CROP_SIZE", "tta_views", "predict_probabilities"]
+
 CROP_SIZE = 44
 
 
 def tta_views(pixels: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, 1, 48, 48) -> (V, B, 1, 48, 48), the V views of every face for `mode`."""
-    if mode == "none":
+    if check_tta(mode) == "none":
         return pixels.unsqueeze(0)
     if mode == "flip":
         return torch.stack([pixels, pixels.flip(-1)])
-    if mode == "tencrop":
-        size = pixels.shape[-2:]
-        crops = [
-            F.interpolate(crop, size=size, mode="bilinear", align_corners=False)
-            for crop in TF.five_crop(pixels, CROP_SIZE)
-        ]
-        return torch.stack(crops + [crop.flip(-1) for crop in crops])
-    raise ValueError(f"unknown TTA mode {mode!r}; choose from {', '.join(TTA_MODES)}")
+    size = pixels.shape[-2:]  # tencrop
+    crops = [
+        F.interpolate(crop, size=size, mode="bilinear", align_corners=False) for crop in TF.five_crop(pixels, CROP_SIZE)
+    ]
+    return torch.stack(crops + [crop.flip(-1) for crop in crops])
 
 
 def predict_probabilities(model: torch.nn.Module, pixels: torch.Tensor, mode: str = "none") -> torch.Tensor:

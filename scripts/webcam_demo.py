@@ -7,7 +7,7 @@ See `python scripts/webcam_demo.py --help` and the README's "Webcam demo" sectio
 
 import sys
 
-from fer.live.demo import main
+from fer_cli.main import webcam_demo_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(webcam_demo_main())

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fer.cli import build_parser
+from fer_cli.main import build_parser
 from tests.conftest import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -55,3 +55,9 @@ def test_readme_documents_the_run_command():
     readme = (REPO / "README.md").read_text()
     assert "docker run --gpus all -p 8000:8000" in readme
     assert "docker build -t fer-api ." in readme
+
+
+def test_copies_every_package_the_project_installs():
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE, re.MULTILINE))
+    packages = {path.parent.name for path in REPO.glob("*/__init__.py")} - {"tests"}
+    assert packages <= copied, packages - copied

@@ -20,8 +20,8 @@ import torch
 from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
 from fer.onnx_runtime import INT8_SUFFIX
+from fer.options import TTA_MODES
 from fer.preprocess import INPUT_SIZE
-from fer.tta import TTA_MODES
 from fer.weights import file_sha256, load_checkpoint, model_from_checkpoint, save_weights
 
 ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes

@@ -8,55 +8,54 @@ Per frame: detect faces, classify them in one batch, track each face by box over
 probabilities, draw the overlay. Keys: q or Esc quits, space pauses, s saves a snapshot.
 """
 
-import argparse
 import json
-import sys
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer.device import DEVICE_CHOICES
-from fer.errors import FerError, OneLineArgumentParser
+from fer.errors import FerError
 from fer.labels import EMOTIONS, emotion_shares
 from fer.live.overlay import draw_face, draw_status
 from fer.live.sources import open_reader, open_video_writer, parse_source
 from fer.live.tracking import FaceTracker
-from fer.predictor import BACKENDS
-from fer.tta import TTA_MODES
 
 TITLE = "fer: facial expression recognition"
 HELP_LINE = "q/Esc quit   space pause   s snapshot"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="0", help="camera index (default 0), video file, or stream URL")
-    parser.add_argument("--api", metavar="URL", help="send frames to a running `fer serve` instead")
-    parser.add_argument("--api-key", help="the server's FER_API_KEY, if it has one")
-    parser.add_argument("--weights", help="weights for in-process inference; default: shipped weights")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--tta", choices=TTA_MODES, default="none", help="in-process TTA (default none: live speed)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="in-process CPU engine")
-    parser.add_argument(
-        "--smooth", type=float, default=0.6, metavar="ALPHA", help="weight of the past in [0, 1); 0: no smoothing"
-    )
-    parser.add_argument("--headless", action="store_true", help="no window")
-    parser.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
-    parser.add_argument("--log", metavar="FILE.jsonl", help="one JSON object per frame")
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    parser.add_argument("--snapshot-dir", default=".", help="where `s` saves snapshots (default: here)")
+@dataclass(frozen=True)
+class DemoSettings:
+    """What `fer webcam` (and scripts/webcam_demo.py) was asked for; see its --help."""
+
+    source: str = "0"  # camera index, video file or stream URL
+    api: str | None = None  # a running `fer serve` to send frames to, instead of a local model
+    api_key: str | None = None
+    weights: str | None = None  # for the local model; default: shipped weights
+    device: str = "auto"
+    tta: str = "none"  # live speed
+    backend: str = "auto"
+    smooth: float = 0.6  # weight of the past in [0, 1)
+    headless: bool = False
+    output: str | None = None  # annotated video
+    log: str | None = None  # one JSON object per frame
+    max_frames: int | None = None
+    snapshot_dir: str = "."
 
 
-def make_classifier(args):
+def make_classifier(settings: DemoSettings):  # -> LocalClassifier | ApiClassifier
     from fer.live.classifiers import ApiClassifier, LocalClassifier
 
-    if args.api:
-        return ApiClassifier(args.api, args.api_key)
+    if settings.api:
+        return ApiClassifier(settings.api, settings.api_key)
     from fer.predictor import Predictor
 
-    return LocalClassifier(Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend))
+    return LocalClassifier(
+        Predictor.load(settings.weights, device=settings.device, tta=settings.tta, backend=settings.backend)
+    )
 
 
 class FpsMeter:
@@ -72,23 +71,23 @@ class FpsMeter:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def run(args) -> int:
-    if not 0 <= args.smooth < 1:
+def run_demo(settings: DemoSettings) -> int:
+    if not 0 <= settings.smooth < 1:
         raise FerError("--smooth must be at least 0 and below 1")
-    if args.max_frames is not None and args.max_frames < 1:
+    if settings.max_frames is not None and settings.max_frames < 1:
         raise FerError("--max-frames must be 1 or more")
-    classifier = make_classifier(args)  # first: an unreachable API fails before a camera opens
-    reader = open_reader(parse_source(args.source))
+    classifier = make_classifier(settings)  # first: an unreachable API fails before a camera opens
+    reader = open_reader(parse_source(settings.source))
     window = None
     writer = None
-    log = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed in finally)
-    tracker = FaceTracker(args.smooth)
+    log = open(settings.log, "w") if settings.log else None  # noqa: SIM115 (closed in finally)
+    tracker = FaceTracker(settings.smooth)
     fps_meter = FpsMeter()
     frames = faces = 0
     emotion_counts: Counter[str] = Counter()
     started = time.perf_counter()
     try:
-        if not args.headless:
+        if not settings.headless:
             from fer.live.windows import open_window
 
             window = open_window(TITLE)
@@ -98,10 +97,10 @@ def run(args) -> int:
             annotated = frame.image.copy()
             for face in tracked:
                 draw_face(annotated, face.box, face.smoothed)
-            draw_status(annotated, fps_meter.tick(), classifier.device, None if args.headless else HELP_LINE)
+            draw_status(annotated, fps_meter.tick(), classifier.device, None if settings.headless else HELP_LINE)
 
-            if args.output:
-                writer = writer or open_video_writer(args.output, reader.fps, annotated)
+            if settings.output:
+                writer = writer or open_video_writer(settings.output, reader.fps, annotated)
                 writer.write(annotated)
             if log:
                 log.write(json.dumps(_log_entry(frame, tracked)) + "\n")
@@ -109,9 +108,9 @@ def run(args) -> int:
             faces += len(tracked)
             emotion_counts.update(EMOTIONS[int(np.argmax(face.smoothed))] for face in tracked)
 
-            if window is not None and _show_and_handle_keys(window, annotated, args.snapshot_dir) == "quit":
+            if window is not None and _show_and_handle_keys(window, annotated, settings.snapshot_dir) == "quit":
                 break
-            if args.max_frames and frames >= args.max_frames:
+            if settings.max_frames and frames >= settings.max_frames:
                 break
     finally:
         reader.close()
@@ -121,7 +120,7 @@ def run(args) -> int:
             log.close()
         if window is not None:
             window.close()
-    _print_summary(frames, faces, time.perf_counter() - started, emotion_counts, reader, args)
+    _print_summary(frames, faces, time.perf_counter() - started, emotion_counts, reader, settings)
     return 0
 
 
@@ -160,29 +159,13 @@ def _log_entry(frame, tracked) -> dict:
     }
 
 
-def _print_summary(frames, faces, seconds, emotion_counts, reader, args) -> None:
+def _print_summary(frames, faces, seconds, emotion_counts, reader, settings: DemoSettings) -> None:
     fps = frames / seconds if seconds > 0 else 0.0
     print(
         f"frames {frames}, faces {faces}, mean {fps:.1f} FPS" + (f", dropped {reader.dropped}" if reader.live else "")
     )
     if emotion_counts:
         print(f"emotions over the run: {emotion_shares(emotion_counts)}")
-    for path, what in ((args.output, "annotated video"), (args.log, "frame log")):
+    for path, what in ((settings.output, "annotated video"), (settings.log, "frame log")):
         if path:
             print(f"{what} written to {path}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineArgumentParser(prog="webcam_demo", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except FerError as error:
-        if args.debug:
-            raise
-        print(f"webcam_demo: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130

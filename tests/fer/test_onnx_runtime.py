@@ -64,7 +64,7 @@ def test_cli_reports_a_required_onnx_that_does_not_match(exported_weights, tmp_p
     from PIL import Image
 
     Image.fromarray(FACES[0]).save(image)
-    result = run_python("-m", "fer.cli", "predict", str(image), "--weights", str(weights), "--backend", "onnx")
+    result = run_python("-m", "fer_cli", "predict", str(image), "--weights", str(weights), "--backend", "onnx")
     assert result.returncode == 2
     assert "does not give the same outputs" in result.stderr and "Traceback" not in result.stderr
 

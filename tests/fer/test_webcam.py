@@ -12,7 +12,7 @@ from tests.conftest import REPO, count_video_frames, run_python, write_face_vide
 
 
 def fer(*args, **kwargs):
-    return run_python("-m", "fer.cli", *args, **kwargs)
+    return run_python("-m", "fer_cli", *args, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ def test_pickled_objects_are_refused(tmp_path):
 def test_random_bytes_are_one_line_from_the_cli(tmp_path, kaggle_zip):
     random_bytes = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
     (tmp_path / "random.pt").write_bytes(random_bytes)
-    result = run_python("-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(tmp_path / "random.pt"))
+    result = run_python("-m", "fer_cli", "evaluate", str(kaggle_zip), "--weights", str(tmp_path / "random.pt"))
     assert result.returncode == 2
     assert result.stderr.startswith(f"fer: error: {tmp_path / 'random.pt'} is not a readable fer checkpoint")
     assert len(result.stderr.strip().splitlines()) == 1 and "weights_only" not in result.stderr

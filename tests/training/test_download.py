@@ -106,7 +106,7 @@ def test_missing_credentials_exit_2_with_both_ways_in_one_line(tmp_path):
         "KAGGLE_CONFIG_DIR": "",
         "KAGGLE_API_TOKEN": "",
     }
-    result = run_python("-m", "fer.cli", "download", "--dest", str(tmp_path / "data"), env=env)
+    result = run_python("-m", "fer_cli", "download", "--dest", str(tmp_path / "data"), env=env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr

@@ -56,7 +56,7 @@ def test_an_empty_split_scores_zero_not_nan():
 def test_fer_evaluate_json_on_a_checkpoint(kaggle_zip, trained_checkpoint, tmp_path):
     plot = tmp_path / "cm.png"
     result = run_python(
-        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--split", "validation", "--weights", str(trained_checkpoint),
+        "-m", "fer_cli", "evaluate", str(kaggle_zip), "--split", "validation", "--weights", str(trained_checkpoint),
         "--json", "--plot", str(plot), "--device", "cpu",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -70,7 +70,7 @@ def test_fer_evaluate_json_on_a_checkpoint(kaggle_zip, trained_checkpoint, tmp_p
 
 def test_fer_evaluate_test_split_and_tta(kaggle_zip, trained_checkpoint):
     result = run_python(
-        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--split", "test", "--weights", str(trained_checkpoint),
+        "-m", "fer_cli", "evaluate", str(kaggle_zip), "--split", "test", "--weights", str(trained_checkpoint),
         "--tta", "tencrop", "--json", "--device", "cpu",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -80,7 +80,7 @@ def test_fer_evaluate_test_split_and_tta(kaggle_zip, trained_checkpoint):
 
 def test_fer_evaluate_prints_a_table(kaggle_zip, trained_checkpoint):
     result = run_python(
-        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(trained_checkpoint), "--device", "cpu"
+        "-m", "fer_cli", "evaluate", str(kaggle_zip), "--weights", str(trained_checkpoint), "--device", "cpu"
     )
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "confusion matrix" in result.stdout and "neutral" in result.stdout

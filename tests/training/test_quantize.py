@@ -87,7 +87,7 @@ def test_the_card_cannot_point_the_int8_file_outside_its_folder(int8_export, tmp
 def test_cli_evaluates_the_int8_variant(int8_export, kaggle_zip):
     weights, card = int8_export
     result = run_python(
-        "-m", "fer.cli", "evaluate", str(kaggle_zip), "--weights", str(weights), "--backend", "int8",
+        "-m", "fer_cli", "evaluate", str(kaggle_zip), "--weights", str(weights), "--backend", "int8",
         "--tta", "flip", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ from tests.conftest import run_python
 
 
 def fer(*args, **kwargs):
-    return run_python("-m", "fer.cli", *args, **kwargs)
+    return run_python("-m", "fer_cli", *args, **kwargs)
 
 
 def astronaut_file(tmp_path):

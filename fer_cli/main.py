@@ -10,20 +10,20 @@
 
 Mistakes a user can fix (a missing file, an unreadable image, a bad value) print one line and exit
 with status 2; --debug shows the traceback instead.
+
+Only light modules are imported here (no torch, OpenCV or FastAPI): a command's own imports wait
+until it runs, in fer_cli.commands.
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from fer import __version__
-from fer.device import DEVICE_CHOICES
 from fer.errors import FerError, OneLineArgumentParser
-from fer.predictor import BACKENDS
-from fer.tta import TTA_MODES
+from fer.options import BACKENDS, DEVICE_CHOICES, TTA_MODES
 
 EXIT_USER_ERROR = 2
 
@@ -38,18 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument(
-        "--weights", help="weights (.safetensors) or training checkpoint (.pt); default: shipped weights"
-    )
-    model.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    model.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation; default: the weights' best")
-    model.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKENDS,
-        help="CPU engine: auto runs the int8 variant when its card shows its accuracy holds, else ONNX Runtime "
-        "when the weights have a matching .onnx, else PyTorch; torch, onnx and int8 force one engine",
-    )
+    add_model_arguments(model, tta_default=None, tta_help="test-time augmentation; default: the weights' best")
 
     predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
     predict.add_argument("images", nargs="+", metavar="PATH", help="images, folders (searched recursively), videos")
@@ -84,8 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     webcam = commands.add_parser(
         "webcam", parents=[common], help="live emotion overlay from a camera, a video file or a stream"
     )
-    from fer.live.demo import add_arguments as add_webcam_arguments
-
     add_webcam_arguments(webcam)
 
     serve = commands.add_parser(
@@ -99,119 +86,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, tta_default: str | None, tta_help: str) -> None:
+    """The flags that choose a model and how it runs, the same for every command that runs one."""
+    parser.add_argument(
+        "--weights", help="weights (.safetensors) or training checkpoint (.pt); default: shipped weights"
+    )
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--tta", choices=TTA_MODES, default=tta_default, help=tta_help)
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="CPU engine: auto runs the int8 variant when its card shows its accuracy holds, else ONNX Runtime "
+        "when the weights have a matching .onnx, else PyTorch; torch, onnx and int8 force one engine",
+    )
+
+
+def add_webcam_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fer webcam` and scripts/webcam_demo.py: the fields of fer.live.demo.DemoSettings."""
+    parser.add_argument("--source", default="0", help="camera index (default 0), video file, or stream URL")
+    parser.add_argument("--api", metavar="URL", help="send frames to a running `fer serve` instead")
+    parser.add_argument("--api-key", help="the server's FER_API_KEY, if it has one")
+    add_model_arguments(parser, tta_default="none", tta_help="in-process TTA (default none: live speed)")
+    parser.add_argument(
+        "--smooth", type=float, default=0.6, metavar="ALPHA", help="weight of the past in [0, 1); 0: no smoothing"
+    )
+    parser.add_argument("--headless", action="store_true", help="no window")
+    parser.add_argument("--output", metavar="FILE.mp4", help="write the annotated video")
+    parser.add_argument("--log", metavar="FILE.jsonl", help="one JSON object per frame")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument("--snapshot-dir", default=".", help="where `s` saves snapshots (default: here)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fer_cli import commands  # after parsing: --help and flag mistakes never pay for torch
+
+    handler = {
+        "predict": commands.run_predict,
+        "evaluate": commands.run_evaluate,
+        "export": commands.run_export,
+        "download": commands.run_download,
+        "models": commands.run_models,
+        "serve": commands.run_serve,
+        "webcam": commands.run_webcam,
+    }[args.command]
+    return run_reporting_errors(handler, args, "fer")
+
+
+def webcam_demo_main(argv: list[str] | None = None) -> int:
+    """scripts/webcam_demo.py: `fer webcam` under its own name."""
+    parser = OneLineArgumentParser(prog="webcam_demo", description="Live emotion overlay (same as `fer webcam`).")
+    add_webcam_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    from fer_cli import commands
+
+    return run_reporting_errors(commands.run_webcam, args, "webcam_demo")
+
+
+def run_reporting_errors(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """Run a command; a mistake the user can fix is one line on stderr and exit status 2."""
     # Warnings only (skipped images, ignored caches): libraries such as onnxscript log chatty INFO lines.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    handler = {
-        "predict": run_predict,
-        "evaluate": run_evaluate,
-        "export": run_export,
-        "download": run_download,
-        "models": run_models,
-        "serve": run_serve,
-        "webcam": run_webcam,
-    }
     try:
-        return handler[args.command](args)
+        return handler(args)
     except FerError as error:
         if args.debug:
             raise
-        print(f"fer: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `fer predict clip.mp4 --json | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-def _load_predictor(args):
-    from fer.predictor import Predictor
-
-    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend)
-
-
-def run_predict(args) -> int:
-    from fer.files import predict_paths
-
-    def print_error(error: FerError) -> None:
-        if args.debug:
-            raise error
-        print(f"fer: error: {error}", file=sys.stderr)
-
-    predictor = _load_predictor(args)
-    failed = predict_paths(predictor, args.images, not args.no_detect, args.json, args.annotate, print_error)
-    return EXIT_USER_ERROR if failed else 0
-
-
-def run_evaluate(args) -> int:
-    from training.data import load_splits, select_split
-    from training.evaluate import evaluate_predictor, format_report, plot_confusion_matrix
-
-    predictor = _load_predictor(args)
-    split = select_split(load_splits(args.data), args.split, args.data)
-    report = evaluate_predictor(predictor, split.images, split.labels)
-    if args.plot:
-        plot_confusion_matrix(report, args.plot)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"{args.data} ({args.split}), weights {args.weights or 'shipped default'}")
-        print(format_report(report))
-        if args.plot:
-            print(f"confusion matrix written to {args.plot}")
-    return 0
-
-
-def run_export(args) -> int:
-    from training.export import export_checkpoint
-
-    card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx)
-    written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
-    if "int8" in card:
-        written.append(str(Path(args.out).with_name(card["int8"]["file"])))
-    print(f"exported {card['arch']} (epoch {card['epoch']}) to {', '.join(written)}")
-    int8 = card.get("int8", {}).get("metrics", {}).get("validation", {})
-    for tta, metrics in card["metrics"]["validation"].items():
-        if metrics.get("accuracy") is not None:
-            line = f"  validation accuracy, tta {tta}: {metrics['accuracy']:.2%}"
-            print(line + (f" (int8: {int8[tta]['accuracy']:.2%})" if tta in int8 else ""))
-    return 0
-
-
-def run_download(args) -> int:
-    from training.download import download
-
-    path = download(args.dest, args.source)
-    print(f"ready: train with --data {path}")
-    return 0
-
-
-def run_models(args) -> int:
-    from fer.models import ARCHITECTURES, describe_model
-
-    print(f"{'architecture':<14}{'parameters':>12}{'MFLOPs/face':>13}")
-    for name in ARCHITECTURES:
-        summary = describe_model(name)
-        print(f"{name:<14}{summary.parameters:>12,}{summary.flops_per_face / 1e6:>13,.0f}")
-    return 0
-
-
-def run_webcam(args) -> int:
-    from fer.live.demo import run
-
-    return run(args)
-
-
-def run_serve(args) -> int:
-    from api.serve import serve
-
-    # --device defaults to "auto" for every command; only pass what the user chose to the app.
-    device = None if args.device == "auto" else args.device
-    backend = None if args.backend == "auto" else args.backend
-    serve(args.host, args.port, args.weights, device, args.tta, args.workers, backend)
-    return 0
 
 
 if __name__ == "__main__":
