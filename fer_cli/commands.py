@@ -55,7 +55,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from training.export import export_checkpoint
 
-    card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx)
+    def report(step: str) -> None:  # to stderr: stdout keeps the summary below
+        print(step, file=sys.stderr, flush=True)
+
+    card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx, report=report)
     written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
     if "int8" in card:
         written.append(str(Path(args.out).with_name(card["int8"]["file"])))

@@ -12,6 +12,8 @@ in 0..255 and returns logits; its outputs are checked against PyTorch's before t
 import datetime
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +30,14 @@ ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtime
 
 
 def export_checkpoint(
-    checkpoint_path: str | os.PathLike, prefix: str | os.PathLike, data: str | None = None, onnx: bool = True
+    checkpoint_path: str | os.PathLike,
+    prefix: str | os.PathLike,
+    data: str | None = None,
+    onnx: bool = True,
+    report: Callable[[str], None] = lambda step: None,
 ) -> dict:
-    """Write the weights, card and (optionally) ONNX file; return the card."""
+    """Write the weights, card and (optionally) ONNX file; return the card. `report` hears each step as
+    it finishes (with --data an export takes minutes on a CPU: six validation passes and a calibration)."""
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
     checkpoint = load_checkpoint(checkpoint_path)
     model, _ = model_from_checkpoint(checkpoint, checkpoint_path)  # the EMA weights, arch and labels checked
@@ -64,20 +71,23 @@ def export_checkpoint(
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if data is not None:
-        card["metrics"]["validation"] = _validation_metrics(model, card, data)
+        card["metrics"]["validation"] = _validation_metrics(model, card, data, report, "float32")
         card["default_tta"] = max(TTA_MODES, key=lambda tta: card["metrics"]["validation"][tta]["accuracy"])
     onnx_path = prefix.with_name(prefix.name + ".onnx")
     if onnx:
         prefix.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         export_onnx(model, onnx_path)
+        report(f"ONNX written and checked against PyTorch: {onnx_path} ({time.perf_counter() - started:.0f} s)")
     if onnx and data is not None:
-        card["int8"] = _export_int8(model, card, onnx_path, prefix.with_name(prefix.name + INT8_SUFFIX), data)
+        int8_path = prefix.with_name(prefix.name + INT8_SUFFIX)
+        card["int8"] = _export_int8(model, card, onnx_path, int8_path, data, report)
     # The card is written last, so that it only ever describes files that were all written.
     save_weights(model.state_dict(), card, prefix)
     return card
 
 
-def _validation_metrics(model, card, data, onnx_model=None) -> dict:
+def _validation_metrics(model, card, data, report, engine: str, onnx_model=None) -> dict:
     from fer.predictor import Predictor
     from training.data import VALIDATION, load_splits, select_split
     from training.evaluate import evaluate_predictor
@@ -85,20 +95,25 @@ def _validation_metrics(model, card, data, onnx_model=None) -> dict:
     split = select_split(load_splits(data), VALIDATION, data)
     metrics = {}
     for tta in TTA_MODES:
+        started = time.perf_counter()
         predictor = Predictor(model, card, torch.device("cpu"), tta, onnx_model=onnx_model)
-        report = evaluate_predictor(predictor, split.images, split.labels)
-        metrics[tta] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
+        result = evaluate_predictor(predictor, split.images, split.labels)
+        metrics[tta] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "n": result["n"]}
+        seconds = time.perf_counter() - started
+        report(f"validation accuracy, {engine}, tta {tta}: {result['accuracy']:.2%} ({seconds:.0f} s)")
     model.float()
     return metrics
 
 
-def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str) -> dict:
+def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str, report) -> dict:
     """Write the int8 variant and return its card entry, with its own validation accuracy."""
     from fer.onnx_runtime import OnnxModel
     from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx
 
+    started = time.perf_counter()
     quantize_onnx(onnx_path, int8_path, calibration_faces(data))
-    metrics = _validation_metrics(model, card, data, onnx_model=OnnxModel(int8_path))
+    report(f"int8 variant calibrated and written: {int8_path} ({time.perf_counter() - started:.0f} s)")
+    metrics = _validation_metrics(model, card, data, report, "int8", onnx_model=OnnxModel(int8_path))
     return {
         "file": int8_path.name,
         "sha256": file_sha256(int8_path),

@@ -1,5 +1,9 @@
 """The page at / in a real headless Chromium (the Debian `chromium` package, driven by Playwright):
-upload a photo, see the box and the emotion drawn on the canvas and the bars listed."""
+upload a photo, see the box and the emotion drawn on the canvas and the bars listed.
+
+Without any Chromium on the machine these tests are skipped with the reason, and the rest of the
+suite runs; CI sets FER_REQUIRE_BROWSER=1, which turns that skip into a failure.
+"""
 
 import os
 import re
@@ -11,7 +15,12 @@ from playwright.sync_api import expect
 
 from tests.api.conftest import encode
 
-CHROMIUM = os.environ.get("FER_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+# Looked for in this order; FER_CHROMIUM names one explicitly.
+CHROMIUM_COMMANDS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+NO_BROWSER = (
+    "no Chromium on this machine, so the browser tests are skipped: install Debian's `chromium` package "
+    "(`make test` tries apt-get), or Playwright's own with `.venv/bin/python -m playwright install chromium`"
+)
 # Named by the page's app.js; the test reads the box color back from the canvas.
 EMOTION_COLORS = {
     "angry": (0xD6, 0x27, 0x28),
@@ -24,15 +33,39 @@ EMOTION_COLORS = {
 }
 
 
+def find_chromium(playwright) -> str | None:
+    """FER_CHROMIUM, else a Chromium on PATH (Debian's package), else the one Playwright installed, if any."""
+    if os.environ.get("FER_CHROMIUM"):
+        return os.environ["FER_CHROMIUM"]  # asked for by name: a wrong path fails in launch, loudly
+    for command in CHROMIUM_COMMANDS:
+        if path := shutil.which(command):
+            return path
+    bundled = playwright.chromium.executable_path  # where `playwright install chromium` puts it
+    return bundled if os.path.exists(bundled) else None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The browser to drive; listed first by the tests, so a machine without one skips before any
+    model or server starts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        found = find_chromium(playwright)
+    if found is None:
+        if os.environ.get("FER_REQUIRE_BROWSER") == "1":
+            pytest.fail(NO_BROWSER)
+        pytest.skip(NO_BROWSER)
+    return found
+
+
 @pytest.fixture
-def browser_page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs the Debian package `chromium`")
+def browser_page(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
@@ -51,7 +84,7 @@ def browser_page():
         assert not errors, errors  # no script errors on the page
 
 
-def test_uploading_a_photo_draws_the_face_and_its_emotion(live_server, browser_page, astronaut, tmp_path):
+def test_uploading_a_photo_draws_the_face_and_its_emotion(browser_page, live_server, astronaut, tmp_path):
     url = live_server()
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(encode(astronaut))
@@ -80,7 +113,7 @@ def test_uploading_a_photo_draws_the_face_and_its_emotion(live_server, browser_p
     assert tuple(pixel[:3]) == EMOTION_COLORS[expected["emotion"]]
 
 
-def test_an_image_the_server_refuses_shows_its_error(live_server, browser_page, astronaut, tmp_path):
+def test_an_image_the_server_refuses_shows_its_error(browser_page, live_server, astronaut, tmp_path):
     url = live_server()
     gif = tmp_path / "astronaut.gif"  # the browser shows GIFs; the server accepts JPEG, PNG, WEBP, BMP
     gif.write_bytes(encode(astronaut, "GIF"))
@@ -92,7 +125,7 @@ def test_an_image_the_server_refuses_shows_its_error(live_server, browser_page, 
     assert page.locator("#faces li.face").count() == 0
 
 
-def test_webcam_mode_streams_frames_to_the_server(live_server, browser_page):
+def test_webcam_mode_streams_frames_to_the_server(browser_page, live_server):
     url = live_server()
     page = browser_page
     page.goto(url)
@@ -106,3 +139,31 @@ def test_webcam_mode_streams_frames_to_the_server(live_server, browser_page):
     assert size[0] > 0 and size[1] > 0
     page.click("#webcam")
     assert page.locator("#webcam").inner_text() == "Start webcam"
+
+
+def _run_the_upload_test_without_any_chromium(tmp_path, **env):
+    """This file's upload test in a pytest of its own, on a machine where no Chromium can be found."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("FER_CHROMIUM", "FER_REQUIRE_BROWSER")}
+    clean.update(PATH=str(tmp_path), PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "no-browsers"), **env)
+    test = "tests/api/test_browser.py::test_uploading_a_photo_draws_the_face_and_its_emotion"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", test],
+        cwd=REPO, env=clean, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_without_any_chromium_the_browser_tests_are_skipped_and_say_why(tmp_path):
+    result = _run_the_upload_test_without_any_chromium(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout and "no Chromium on this machine" in result.stdout
+    assert "playwright install chromium" in result.stdout  # what to do about it
+
+
+def test_ci_turns_the_missing_chromium_into_a_failure(tmp_path):
+    result = _run_the_upload_test_without_any_chromium(tmp_path, FER_REQUIRE_BROWSER="1")
+    assert result.returncode == 1 and "no Chromium on this machine" in result.stdout

@@ -3,6 +3,7 @@ import json
 import pytest
 from PIL import Image
 
+from fer.options import TTA_MODES
 from tests.conftest import run_python
 
 
@@ -110,6 +111,16 @@ def test_export_command(trained_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "exported vgg_slim" in result.stdout
     assert (tmp_path / "w.safetensors").exists() and (tmp_path / "w.json").exists()
+
+
+def test_export_reports_each_measurement_as_it_finishes(trained_checkpoint, kaggle_zip, tmp_path):
+    result = fer(
+        "export", str(trained_checkpoint), "--out", str(tmp_path / "w"), "--no-onnx", "--data", str(kaggle_zip)
+    )
+    assert result.returncode == 0, result.stderr
+    steps = result.stderr.splitlines()
+    assert [step.split(":")[0] for step in steps] == [f"validation accuracy, float32, tta {t}" for t in TTA_MODES]
+    assert "validation accuracy, tta none" in result.stdout  # the summary stays on stdout
 
 
 def test_installed_console_script(tmp_path):

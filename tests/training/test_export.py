@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fer.errors import WeightsError
+from fer.options import TTA_MODES
 from fer.weights import file_sha256, load_checkpoint, load_model
 from training.export import export_checkpoint
 
@@ -43,11 +44,17 @@ def test_onnx_matches_pytorch_for_any_batch_size(exported_weights):
 
 
 def test_export_with_data_records_accuracy_for_every_tta(trained_checkpoint, kaggle_zip, tmp_path):
-    card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(kaggle_zip), onnx=False)
+    steps = []
+    card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(kaggle_zip), onnx=False, report=steps.append)
     assert set(card["metrics"]["validation"]) == {"none", "flip", "tencrop"}
     best = max(card["metrics"]["validation"].values(), key=lambda m: m["accuracy"])
     assert card["metrics"]["validation"][card["default_tta"]] == best
     assert not (tmp_path / "m.onnx").exists()
+    # Each measurement is reported as it finishes, with its figure: a long export is never silent.
+    validation = card["metrics"]["validation"]
+    assert [step.split(" (")[0] for step in steps] == [
+        f"validation accuracy, float32, tta {tta}: {validation[tta]['accuracy']:.2%}" for tta in TTA_MODES
+    ]
 
 
 def test_exporting_a_non_checkpoint_fails_clearly(tmp_path):
