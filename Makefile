@@ -1,17 +1,18 @@
 # Two commands do all the set-up on a fresh Linux machine with Python 3.10+:
 #   make run    create .venv, install, and start the REST API with the shipped weights (port 8000)
 #   make test   create .venv, install (with Chromium for the browser test), run the whole test suite
-# make train-demo DATA=PATH trains on your FER2013 copy (default: the project machines' shared zip).
+# make train-demo DATA=PATH trains on your FER2013 copy (default: data/fer2013, from `fer download --dest data/`).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA ?= ../shared/data/fer2013.zip
+# FER2013 for train-demo: where `fer download --dest data/` puts it, else this project's machines' copy.
+DATA ?= $(or $(wildcard data/fer2013),$(wildcard ../shared/data/fer2013.zip),data/fer2013)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install browser train-demo mutate clean
+.PHONY: run test lint install browser train-demo test-demo mutate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "fer needs Python 3.10 or newer"'
@@ -26,12 +27,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/fer serve --host $(HOST) --port $(PORT)
 
-# A short training demonstration: one epoch on a 4,000-image subset, evaluated, then the shipped
-# model evaluated for comparison.
+# A short training demonstration (about 2 minutes on 2 cores): 2 epochs on an 18,000-face subset
+# with AdamW, which learns faster than the flagship's SGD in so few steps (about 46% on validation,
+# against 25% for a constant answer), then `fer evaluate` of it and of the shipped model.
 train-demo: $(STAMP)
-	$(PY) -m training.train --data $(DATA) --arch vgg_slim --epochs 1 --max-samples 4000 --out runs/demo
+	$(PY) -m training.train --data $(DATA) --arch vgg_slim --epochs 2 --max-samples 18000 --optimizer adamw --lr 0.002 --out runs/demo
 	$(VENV)/bin/fer evaluate $(DATA) --split validation --weights runs/demo/best.pt
 	$(VENV)/bin/fer evaluate $(DATA) --split validation
+
+# The demo's promise, checked on the real dataset (skipped, with the reason, where there is none).
+test-demo: $(STAMP)
+	$(PY) -m pytest -m demo tests/training/test_demo.py
 
 # The browser tests drive a Chromium already on the machine: Debian's chromium package, installed here
 # when apt-get can run without a password prompt. When it cannot, say so and go on: the browser tests
