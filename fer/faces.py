@@ -39,6 +39,8 @@ class HaarFaceDetector:
     thread gets its own cv2.CascadeClassifier, whose detectMultiScale keeps scratch state and must not
     run concurrently on one instance."""
 
+    uses_color = False  # works on grayscale: the Predictor hands it the frame it crops faces from
+
     def __init__(
         self,
         cascade_path: str | Path | None = None,
@@ -94,6 +96,8 @@ class HaarFaceDetector:
 class YuNetFaceDetector:
     """OpenCV's YuNet CNN (`cv2.FaceDetectorYN`): more robust to pose and scale than Haar. Needs the
     model file (face_detection_yunet_*.onnx from the OpenCV model zoo), which fer does not download."""
+
+    uses_color = True  # trained on color images: the Predictor hands it RGB when the image has color
 
     def __init__(self, model_path: str | Path, score_threshold: float = 0.8):
         if not Path(model_path).is_file():

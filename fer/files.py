@@ -13,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer.drawing import draw_face
 from fer.errors import FerError
+from fer.images import IMAGE_SUFFIXES, WRITABLE_IMAGE_SUFFIXES
 from fer.labels import emotion_shares
-from fer.live.overlay import draw_face
-from fer.live.sources import VIDEO_SUFFIXES, VideoFileReader, open_capture, open_video_writer
-from fer.predictor import Predictor, as_rgb_or_gray, face_results
+from fer.predictor import Predictor, as_rgb_or_gray
+from fer.video import VIDEO_SUFFIXES, VideoFileReader, open_capture, open_video_writer
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
@@ -66,14 +66,12 @@ def _predict_inputs(predictor, inputs, detect, as_json, annotate_dir, print_erro
 
 
 def _predict_image(predictor: Predictor, path: Path, detect: bool, as_json: bool, target: Path | None) -> None:
-    image = as_rgb_or_gray(str(path))
-    boxes, pixels = predictor.find_faces(image, detect)
-    probabilities = predictor.predict_pixels(pixels)
-    faces = face_results(boxes, probabilities)
+    image = as_rgb_or_gray(str(path))  # read once: classified, then drawn on
+    faces = predictor.predict_image(image, detect)
     if target is not None:
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
-        for box, row in zip(boxes, probabilities):
-            draw_face(bgr, box, row)
+        for face in faces:
+            draw_face(bgr, face.box, face.probabilities)
         _write_image(target, bgr)
     if as_json:
         print(json.dumps({"path": str(path), "faces": [face.to_dict() for face in faces]}))
@@ -93,17 +91,15 @@ def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool
     emotions: Counter[str] = Counter()
     try:
         for frame in reader:
-            boxes, pixels = predictor.find_faces(as_rgb_or_gray(frame.image, "BGR"), detect)
-            probabilities = predictor.predict_pixels(pixels)
-            faces = face_results(boxes, probabilities)
+            faces = predictor.predict_image(frame.image, detect, color_order="BGR")
             frames += 1
             faces_total += len(faces)
             emotions.update(face.emotion for face in faces)
             if target is not None:
                 writer = writer or open_video_writer(target.with_suffix(".mp4"), reader.fps, frame.image)
                 annotated = frame.image.copy()
-                for box, row in zip(boxes, probabilities):
-                    draw_face(annotated, box, row)
+                for face in faces:
+                    draw_face(annotated, face.box, face.probabilities)
                 writer.write(annotated)
             if as_json:
                 record = {"path": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 4)}
@@ -118,7 +114,7 @@ def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool
 
 def _write_image(target: Path, bgr: np.ndarray) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix.lower() not in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}:
-        target = target.with_suffix(".png")  # OpenCV cannot write GIF
+    if target.suffix.lower() not in WRITABLE_IMAGE_SUFFIXES:
+        target = target.with_suffix(".png")
     if not cv2.imwrite(os.fspath(target), bgr):
         raise FerError(f"cannot write {target}")

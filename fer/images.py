@@ -14,6 +14,10 @@ from PIL import Image, ImageOps
 
 from fer.errors import FerError
 
+# Image files by name: what `fer predict` picks from folders and dataset readers read.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm"})
+WRITABLE_IMAGE_SUFFIXES = IMAGE_SUFFIXES - {".gif"}  # OpenCV cannot write GIF
+
 # Signatures (offset, bytes) of the formats people upload, Pillow's format name first.
 _SIGNATURES = [
     ("JPEG", 0, b"\xff\xd8\xff"),

@@ -46,7 +46,7 @@ class OnnxModel:
     def agrees_with(self, model: torch.nn.Module) -> bool:
         probe = torch.rand(4, 1, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 255
         with torch.inference_mode():
-            expected = model.float()(probe)
+            expected = model(probe).float()  # a float32 model on the CPU, as loaded
         try:
             actual = self(probe)
         except Exception:  # a file for another input or output shape

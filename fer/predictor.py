@@ -6,10 +6,12 @@
 ...     print(face.box, face.emotion, round(face.score, 2))
 """
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -38,6 +40,11 @@ class FaceResult:
     def to_dict(self) -> dict:
         return {"box": list(self.box), "emotion": self.emotion, "score": self.score, "scores": self.scores}
 
+    @property
+    def probabilities(self) -> np.ndarray:
+        """(7,) float32, EMOTIONS order."""
+        return np.array([self.scores[emotion] for emotion in EMOTIONS], dtype=np.float32)
+
 
 class Predictor:
     def __init__(
@@ -57,7 +64,9 @@ class Predictor:
         self.device = device
         # Half precision on GPUs (tensor cores, half the memory traffic); fp32 elsewhere.
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
-        self.model = model.to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+        # A copy: moving, casting and re-laying out a module happen in place, and the caller's model
+        # (an exporter's, a trainer's) must stay as it was.
+        self.model = copy.deepcopy(model).to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
         use_onnx = onnx_model is not None and device.type == "cpu"
         self.forward = onnx_model if use_onnx else self.model  # what predict_pixels calls
         self.backend = backend_name if use_onnx else "torch"
@@ -146,20 +155,30 @@ class Predictor:
         return self.predict_pixels(np.stack([to_gray48(face, color_order) for face in faces]))
 
     def predict_image(self, image, detect: bool = True, color_order: ColorOrder = "RGB") -> list[FaceResult]:
-        """One result per face found (largest first); with detect=False the whole image is one face.
-        `image`: a path, encoded bytes, a PIL image, or an array in `color_order`."""
-        boxes, pixels = self.find_faces(as_rgb_or_gray(image, color_order), detect)
+        """The path from an image to an answer, for the library, `fer predict` (photos and video frames)
+        and the webcam: find the faces, classify them in one batch, one result per face (largest
+        first). With detect=False the whole image is one face. `image`: a path, encoded bytes, a PIL
+        image, or an array in `color_order`. The server runs the same two halves with its batcher
+        between them (api.service)."""
+        boxes, pixels = self.find_faces(image, detect, color_order)
         return face_results(boxes, self.predict_pixels(pixels))
 
-    def find_faces(self, image: np.ndarray, detect: bool = True) -> tuple[list[Box], np.ndarray]:
-        """RGB or grayscale uint8 image -> face boxes (largest first) and their (N, 48, 48) uint8 crops,
-        ready for `predict_pixels`. Kept apart from classification so that a server can detect faces
-        of many images in parallel and classify them together in one batch."""
-        height, width = image.shape[:2]
-        boxes = self.detector.detect(image) if detect else [(0, 0, width, height)]
+    def find_faces(self, image, detect: bool = True, color_order: ColorOrder = "RGB") -> tuple[list[Box], np.ndarray]:
+        """An image (as for predict_image) -> face boxes (largest first) and their (N, 48, 48) uint8
+        crops, ready for `predict_pixels`. The image is turned to grayscale once: the detector and
+        every crop use that one frame (a detector that looks at color, `uses_color`, gets the color
+        image). Kept apart from classification so that a server can detect faces of many images in
+        parallel and classify them together in one batch."""
+        image = as_rgb_or_gray(image, color_order)
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        height, width = gray.shape
+        if not detect:
+            boxes = [(0, 0, width, height)]
+        else:
+            boxes = self.detector.detect(image if getattr(self.detector, "uses_color", False) else gray)
         if not boxes:
             return [], np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
-        return boxes, np.stack([to_gray48(image[y : y + h, x : x + w]) for x, y, w, h in boxes])
+        return boxes, np.stack([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
 
 
 def as_rgb_or_gray(image, color_order: ColorOrder = "RGB") -> np.ndarray:

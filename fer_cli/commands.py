@@ -34,8 +34,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from training.data import load_splits, select_split
-    from training.evaluate import evaluate_predictor, format_report, plot_confusion_matrix
+    from fer.datasets import load_splits, select_split
+    from fer.metrics import evaluate_predictor, format_report, plot_confusion_matrix
 
     predictor = _load_predictor(args)
     split = select_split(load_splits(args.data), args.split, args.data)
@@ -72,7 +72,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from training.download import download
+    from fer.download import download
 
     path = download(args.dest, args.source)
     print(f"ready: train with --data {path}")

@@ -63,8 +63,8 @@ SCOPES = [
     ),
     Scope("training/distributed.py", ("tests/training/test_distributed.py",)),
     Scope(
-        "training/evaluate.py",
-        ("tests/training/test_evaluate.py",),
+        "fer/metrics.py",
+        ("tests/fer/test_metrics.py",),
         excluded_definitions=("plot_confusion_matrix",),
         reason="plot_confusion_matrix draws a picture; its numbers come from compute_metrics",
         env={"FER_TEST_FIXTURE_CACHE": "fixtures"},

@@ -19,7 +19,7 @@ AMP_MODES = ("bf16", "fp16", "off")
 
 @dataclass
 class TrainConfig:
-    data: str = ""  # dataset: Kaggle .zip or folder, or fer2013.csv (see training.data)
+    data: str = ""  # dataset: Kaggle .zip or folder, or fer2013.csv (see fer.datasets)
     arch: str = "vgg"  # a name in fer.models.ARCHITECTURES
     epochs: int = 60
     batch_size: int = 64  # per process; the global batch is batch_size x number of processes

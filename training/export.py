@@ -88,9 +88,9 @@ def export_checkpoint(
 
 
 def _validation_metrics(model, card, data, report, engine: str, onnx_model=None) -> dict:
+    from fer.datasets import VALIDATION, load_splits, select_split
+    from fer.metrics import evaluate_predictor
     from fer.predictor import Predictor
-    from training.data import VALIDATION, load_splits, select_split
-    from training.evaluate import evaluate_predictor
 
     split = select_split(load_splits(data), VALIDATION, data)
     metrics = {}
@@ -101,7 +101,6 @@ def _validation_metrics(model, card, data, report, engine: str, onnx_model=None)
         metrics[tta] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "n": result["n"]}
         seconds = time.perf_counter() - started
         report(f"validation accuracy, {engine}, tta {tta}: {result['accuracy']:.2%} ({seconds:.0f} s)")
-    model.float()
     return metrics
 
 

@@ -22,7 +22,7 @@ DESCRIPTION = (
 
 def calibration_faces(data: str) -> np.ndarray:
     """(N, 1, 48, 48) float32 pixels 0..255 from the Training split."""
-    from training.data import TRAIN, load_splits, select_split, stratified_subset
+    from fer.datasets import TRAIN, load_splits, select_split, stratified_subset
 
     train = select_split(load_splits(data), TRAIN, data)
     subset = stratified_subset(train, CALIBRATION_FACES, CALIBRATION_SEED)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from fer.datasets import TRAIN, VALIDATION, LabeledImages, load_splits, select_split, stratified_subset
 from fer.errors import FerError
 from fer.labels import EMOTIONS
 from fer.models import build_model
@@ -36,7 +37,6 @@ from fer.weights import load_checkpoint
 from training.augment import augment_batch, mix_batch
 from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_config
-from training.data import TRAIN, VALIDATION, LabeledImages, load_splits, select_split, stratified_subset
 from training.distributed import (
     DistributedContext,
     average_buffers,

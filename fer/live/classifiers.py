@@ -13,7 +13,7 @@ from fer.device import describe_device
 from fer.errors import FerError
 from fer.faces import Box
 from fer.labels import EMOTIONS
-from fer.predictor import Predictor, as_rgb_or_gray
+from fer.predictor import Predictor
 
 
 class LocalClassifier:
@@ -23,8 +23,9 @@ class LocalClassifier:
 
     def classify(self, frame_bgr: np.ndarray) -> tuple[list[Box], np.ndarray]:
         """Faces of one BGR frame, classified in one batch: boxes and (N, 7) probabilities."""
-        boxes, pixels = self.predictor.find_faces(as_rgb_or_gray(frame_bgr, "BGR"))
-        return boxes, self.predictor.predict_pixels(pixels)
+        faces = self.predictor.predict_image(frame_bgr, color_order="BGR")
+        probabilities = np.array([face.probabilities for face in faces], dtype=np.float32)
+        return [face.box for face in faces], probabilities.reshape(len(faces), len(EMOTIONS))
 
 
 class ApiClassifier:

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer.drawing import draw_face, draw_status
 from fer.errors import FerError
 from fer.labels import EMOTIONS, emotion_shares
-from fer.live.overlay import draw_face, draw_status
-from fer.live.sources import open_reader, open_video_writer, parse_source
 from fer.live.tracking import FaceTracker
+from fer.video import open_reader, open_video_writer, parse_source
 
 TITLE = "fer: facial expression recognition"
 HELP_LINE = "q/Esc quit   space pause   s snapshot"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fer.faces import box_iou
-from fer.live.sources import LatestFrameReader
 from fer.live.tracking import FaceTracker
+from fer.video import LatestFrameReader
 
 
 def _one_hot(index: int) -> np.ndarray:

@@ -135,3 +135,55 @@ def test_shipped_weights_predict_out_of_the_box(astronaut):
     (face,) = predictor.predict_image(astronaut)
     # The astronaut smiles broadly: the shipped model must say so, and be sure of it.
     assert face.emotion == "happy" and face.score > 0.8, (face.emotion, face.score)
+
+
+def test_every_crop_is_cut_from_one_grayscale_frame_as_classification_expects(predictor, astronaut):
+    """Gray once, then crop: the same pixels as cropping the color image and turning each crop gray."""
+    from fer.preprocess import to_gray48
+
+    boxes, pixels = predictor.find_faces(astronaut)
+    expected = np.stack([to_gray48(astronaut[y : y + h, x : x + w]) for x, y, w, h in boxes])
+    np.testing.assert_array_equal(pixels, expected)
+    bgr_boxes, bgr_pixels = predictor.find_faces(np.ascontiguousarray(astronaut[:, :, ::-1]), color_order="BGR")
+    assert bgr_boxes == boxes
+    np.testing.assert_array_equal(bgr_pixels, pixels)
+
+
+class RecordingDetector:
+    """Finds one face in the middle and remembers what it was shown."""
+
+    def __init__(self, uses_color: bool):
+        self.uses_color, self.seen = uses_color, []
+
+    def detect(self, image):
+        self.seen.append(image.shape)
+        height, width = image.shape[:2]
+        return [(width // 4, height // 4, width // 2, height // 2)]
+
+
+@pytest.mark.parametrize("uses_color, shape", [(False, (512, 512)), (True, (512, 512, 3))])
+def test_a_detector_gets_the_grayscale_frame_unless_it_looks_at_color(exported_weights, astronaut, uses_color, shape):
+    detector = RecordingDetector(uses_color)
+    predictor = Predictor.load(exported_weights, device="cpu", detector=detector)
+    (face,) = predictor.predict_image(astronaut)
+    assert detector.seen == [shape] and face.box == (128, 128, 256, 256)
+
+
+def test_face_results_give_their_probabilities_back_in_emotions_order(predictor, astronaut):
+    (face,) = predictor.predict_image(astronaut)
+    assert face.probabilities.shape == (7,) and face.probabilities.dtype == np.float32
+    assert [float(p) for p in face.probabilities] == pytest.approx([face.scores[e] for e in EMOTIONS])
+    assert EMOTIONS[int(face.probabilities.argmax())] == face.emotion
+
+
+def test_a_predictor_leaves_the_callers_model_as_it_was(exported_weights):
+    import torch
+
+    from fer.weights import load_model
+
+    model, card = load_model(exported_weights)
+    before = {name: (p.dtype, p.is_contiguous(), p.clone()) for name, p in model.state_dict().items()}
+    Predictor(model, card, torch.device("cpu"))  # casts and re-lays out its own copy (channels_last)
+    for name, p in model.state_dict().items():
+        dtype, contiguous, values = before[name]
+        assert p.dtype == dtype and p.is_contiguous() == contiguous and torch.equal(p, values), name

@@ -32,12 +32,12 @@ def test_every_scope_names_what_exists(mutate):
 def test_a_session_is_prepared_in_a_copy_with_out_of_scope_mutants_skipped(mutate, tmp_path):
     from cosmic_ray.work_db import WorkDB, use_db
 
-    (scope,) = [s for s in mutate.SCOPES if s.module == "training/evaluate.py"]
+    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/metrics.py"]
     config = mutate.prepare(scope, tmp_path / "work", timeout=60)
-    copied = tmp_path / "work" / "training" / "evaluate.py"
-    assert copied.read_text() == (REPO / "training" / "evaluate.py").read_text()
+    copied = tmp_path / "work" / "fer" / "metrics.py"
+    assert copied.read_text() == (REPO / "fer" / "metrics.py").read_text()
     assert not (tmp_path / "work" / "runs").exists()  # ignored files stay behind
-    assert "tests/training/test_evaluate.py" in config.read_text()
+    assert "tests/fer/test_metrics.py" in config.read_text()
     with use_db(str(tmp_path / "work" / "session.sqlite"), WorkDB.Mode.open) as db:
         pending = [item.mutations[0] for item in db.pending_work_items]
         skipped = db.num_results

@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
+from fer.datasets import VALIDATION, load_splits
 from fer.errors import WeightsError
 from fer.predictor import Predictor
 from fer.weights import file_sha256
 from tests.conftest import run_python
-from training.data import VALIDATION, load_splits
 from training.export import export_checkpoint
 
 

@@ -49,8 +49,8 @@ def torchrun_env(report_dir=None, **extra):
 
 def evaluate_saved_ema(checkpoint_path: Path, data: Path) -> tuple[float, float]:
     """Validation (loss, accuracy) of a checkpoint's EMA weights, computed here in one process."""
+    from fer.datasets import VALIDATION, load_splits, select_split
     from fer.models import build_model
-    from training.data import VALIDATION, load_splits, select_split
     from training.distributed import DistributedContext
     from training.train import _to_device, evaluate_accuracy
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from fer import download as download_module
+from fer.datasets import TEST, TRAIN, VALIDATION, load_splits
+from fer.download import CSV_COUNTS, DATASET_COUNTS, count_csv_rows, download, has_kaggle_credentials
 from fer.errors import FerError
 from tests.conftest import make_face, run_python, write_csv
-from training import download as download_module
-from training.data import TEST, TRAIN, VALIDATION, load_splits
-from training.download import CSV_COUNTS, DATASET_COUNTS, count_csv_rows, download, has_kaggle_credentials
 
 
 class FakeKaggleApi:

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from fer.errors import FerError
-from training.data import IMAGE_SUFFIXES
+from fer.images import IMAGE_SUFFIXES
 
 DATASET = "msambare/fer2013"
 COMPETITION = "challenges-in-representation-learning-facial-expression-recognition-challenge"

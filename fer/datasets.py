@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from fer.errors import DataError
+from fer.images import IMAGE_SUFFIXES
 from fer.labels import EMOTIONS, NUM_CLASSES, emotion_index
 from fer.preprocess import INPUT_SIZE, to_gray48
 
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 TRAIN, VALIDATION, TEST, ALL = "train", "validation", "test", "all"
 CSV_USAGE_TO_SPLIT = {"Training": TRAIN, "PublicTest": VALIDATION, "PrivateTest": TEST}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".tiff"}
 MAX_BAD_FRACTION = 0.01
 # Bump when decoding changes, so that caches built by older code are not reused.
 CACHE_FORMAT = 1

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from fer.metrics import compute_metrics
 from tests.conftest import run_python
-from training.evaluate import compute_metrics
 
 
 def test_metrics_match_hand_computed_numbers():
@@ -93,7 +93,7 @@ def hand_computed_report(tta="none"):
 
 
 def test_the_table_shows_the_numbers_in_aligned_columns():
-    from training.evaluate import format_report
+    from fer.metrics import format_report
 
     lines = format_report(hand_computed_report("flip")).splitlines()
     assert lines[0] == "accuracy 70.00%   macro F1 0.694   n 10   tta flip"
@@ -109,7 +109,7 @@ def test_the_table_shows_the_numbers_in_aligned_columns():
 
 
 def test_a_predictor_is_scored_on_the_argmax_of_its_probabilities():
-    from training.evaluate import evaluate_predictor
+    from fer.metrics import evaluate_predictor
 
     class Fixed:  # a predictor that says "happy" for bright faces and "sad" for dark ones
         tta = "tencrop"

@@ -4,11 +4,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from fer import datasets as data
+from fer.datasets import ALL, TEST, TRAIN, VALIDATION, load_splits, select_split, stratified_subset
 from fer.errors import DataError
 from fer.labels import EMOTIONS
 from tests.conftest import kaggle_files, make_face, write_csv, write_tree, write_zip
-from training import data
-from training.data import ALL, TEST, TRAIN, VALIDATION, load_splits, select_split, stratified_subset
 
 
 def expected_counts(per_class):
@@ -165,7 +165,7 @@ def test_stratified_subset_keeps_class_shares(kaggle_zip):
 
 @pytest.mark.parametrize("size", [4000, 1, 7, 999])
 def test_stratified_subset_has_exactly_the_size_asked_for(size):
-    from training.data import LabeledImages
+    from fer.datasets import LabeledImages
 
     counts = [3995, 436, 4097, 7215, 4830, 3171, 4965]  # FER2013's Training split, in EMOTIONS order
     labels = np.repeat(np.arange(7), counts)
