@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer.labels import NUM_CLASSES
+
 RunBatch = Callable[[np.ndarray, str], np.ndarray]  # ((B, 48, 48) uint8, tta) -> (B, 7) probabilities
 
 
@@ -66,7 +68,7 @@ class DynamicBatcher:
     async def classify(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         """(N, 48, 48) uint8 -> (N, 7) probabilities, computed together with other requests' faces."""
         if len(pixels) == 0:
-            return np.zeros((0, 7), dtype=np.float32)
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(pixels, tta, future))
         return await future

@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, Field
 
+from fer.card import InputSpec, Metrics, ModelCard, TtaMode
 from fer.labels import EMOTIONS
 
 EXAMPLE_SCORES = dict(zip(EMOTIONS, [0.02, 0.0, 0.01, 0.93, 0.01, 0.01, 0.02]))
@@ -62,18 +63,18 @@ class BatchResponse(BaseModel):
     elapsed_ms: float
 
 
-class ModelCard(BaseModel):
+class ServedModel(BaseModel):
+    """The model this server runs: where and how, with its card (fer.card.ModelCard) in full."""
+
     id: str = Field(examples=["fer-v1@7432f8bec2cb+int8"])
     name: str
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str] = Field(examples=[list(EMOTIONS)])
-    input: dict = Field(description="shape, color and normalization the model expects")
+    input: InputSpec | None = Field(description="shape, color and normalization the model expects")
     parameters: int | None = None
     flops_per_face: int | None = None
-    metrics: dict = Field(
-        default_factory=dict, description="validation accuracy and macro F1 per TTA mode, of the engine that runs"
-    )
-    default_tta: str
+    metrics: Metrics = Field(description="validation accuracy and macro F1 per TTA mode, of the engine that runs")
+    default_tta: TtaMode
     device: str = Field(description="where this server runs the model", examples=["cuda", "cpu"])
     precision: str = Field(examples=["float16", "float32", "int8"])
     backend: str = Field(
@@ -81,6 +82,7 @@ class ModelCard(BaseModel):
     )
     version: str = Field(description="version of the fer package serving it")
     exported: str | None = None
+    card: ModelCard = Field(description="the weights' model card, as fer export wrote it (or as a .pt gives it)")
 
 
 class Status(BaseModel):

@@ -19,7 +19,9 @@ from api.metrics import Metrics
 from api.settings import Settings
 from api.uploads import decode_image
 from fer import __version__
+from fer.card import ModelCard
 from fer.predictor import Predictor, face_results
+from fer.preprocess import INPUT_SIZE
 
 logger = logging.getLogger("api")
 
@@ -63,7 +65,7 @@ class InferenceService:
         sizes = sorted({1, self.settings.max_batch_size})
         for tta in dict.fromkeys([self.tta, "none"]):
             for size in sizes:
-                await self.batcher.warm_up(np.zeros((size, 48, 48), dtype=np.uint8), tta)
+                await self.batcher.warm_up(np.zeros((size, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8), tta)
         await anyio.to_thread.run_sync(self.predictor.find_faces, np.zeros((64, 64, 3), dtype=np.uint8))
 
     # ---- admission ----------------------------------------------------------------------------------
@@ -113,26 +115,28 @@ class InferenceService:
         card = self.predictor.card
         return {
             "id": self.model_id,
-            "name": card.get("name", "unnamed"),
-            "arch": card.get("arch", "unknown"),
-            "labels": card.get("labels", []),
-            "input": card.get("input", {}),
-            "parameters": card.get("parameters"),
-            "flops_per_face": card.get("flops_per_face"),
+            "name": card.name,
+            "arch": card.arch,
+            "labels": card.labels,
+            "input": card.input,
+            "parameters": card.parameters,
+            "flops_per_face": card.flops_per_face,
             "metrics": self.predictor.validation_metrics,
             "default_tta": self.tta,
             "device": str(self.predictor.device),
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
             "version": __version__,
-            "exported": card.get("exported"),
+            "exported": card.exported,
+            "card": card,
         }
 
 
-def model_id(card: dict) -> str:
-    """name@first-12-hex-of-sha256: changes whenever the weights do."""
-    digest = card.get("sha256") or hashlib.sha256(repr(sorted(card.items())).encode()).hexdigest()
-    return f"{card.get('name', 'model')}@{digest[:12]}"
+def model_id(card: ModelCard) -> str:
+    """name@first-12-hex-of-sha256: changes whenever the weights do (a .pt's card has no sha256: then
+    the card's own digest)."""
+    digest = card.sha256 or hashlib.sha256(card.to_json().encode()).hexdigest()
+    return f"{card.name}@{digest[:12]}"
 
 
 async def with_deadline(seconds: float, work):

@@ -69,7 +69,7 @@ def main() -> None:
     device = resolve_device(args.device)
     engines = {name: load_engine(name, args) for name in args.backends}
     card = next(iter(engines.values())).card
-    print(f"model {card.get('name')} ({card.get('arch')}), tta {args.tta}")
+    print(f"model {card.name} ({card.arch}), tta {args.tta}")
     print(f"machine: {describe_device(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("engines: " + ", ".join(f"{name} = {p.backend} {p.precision}" for name, p in engines.items()))
     print(f"faces/s: median of {args.runs} calls after {args.warmup} warm-up calls")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.card import ModelCard
 from fer.preprocess import INPUT_SIZE
 
 logger = logging.getLogger(__name__)
@@ -89,18 +90,18 @@ def load_onnx_model(weights: str | os.PathLike, model: torch.nn.Module, required
     return onnx_model
 
 
-def load_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel:
+def load_int8_model(weights: str | os.PathLike, card: ModelCard) -> OnnxModel:
     """The int8 model that the card of `weights` describes, after checking its sha256."""
     from fer.errors import WeightsError
     from fer.weights import file_sha256
 
-    entry = card.get("int8")
-    if not isinstance(entry, dict) or not entry.get("file") or not entry.get("sha256"):
+    entry = card.int8
+    if entry is None or not entry.file or not entry.sha256:
         raise WeightsError(f"{weights} has no int8 variant in its model card (fer export --data writes one)")
-    path = Path(weights).parent / Path(entry["file"]).name  # a bare name: the card cannot point elsewhere
+    path = Path(weights).parent / Path(entry.file).name  # a bare name: the card cannot point elsewhere
     if not path.is_file():
         raise WeightsError(f"no int8 model at {path} (its model card names it)")
-    if file_sha256(path) != entry["sha256"]:
+    if file_sha256(path) != entry.sha256:
         raise WeightsError(f"{path} does not match the sha256 in the model card: export it again")
     try:
         return OnnxModel(path)
@@ -108,22 +109,23 @@ def load_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel:
         raise WeightsError(f"ONNX Runtime cannot load {path} ({error})") from None
 
 
-def int8_accuracy_holds(card: dict) -> bool:
+def int8_accuracy_holds(card: ModelCard) -> bool:
     """Whether the card shows the int8 variant within INT8_MAX_ACCURACY_DROP of the float model for
     every TTA mode measured for both (False when either was not measured)."""
-    try:  # a hand-edited card may hold anything: it only ever means "no"
-        float_metrics = card["metrics"]["validation"]
-        int8_metrics = card["int8"]["metrics"]["validation"]
-        modes = [mode for mode in float_metrics if mode in int8_metrics]
-        drops = [float_metrics[mode]["accuracy"] - int8_metrics[mode]["accuracy"] for mode in modes]
-    except (AttributeError, KeyError, TypeError):
+    if card.int8 is None:
+        return False
+    float_metrics, int8_metrics = card.metrics.validation, card.int8.metrics.validation
+    modes = [mode for mode in float_metrics if mode in int8_metrics]
+    try:
+        drops = [float_metrics[mode].accuracy - int8_metrics[mode].accuracy for mode in modes]
+    except TypeError:  # an accuracy that is null: not measured, so nothing is shown
         return False
     # The largest drop decides: int8 must hold in every mode. The 1e-9 keeps a drop of exactly 0.5 points
     # (0.700 - 0.695, which floats make 0.0050000000000000044) on the side the rule says it is on.
     return bool(drops) and max(drops) <= INT8_MAX_ACCURACY_DROP + 1e-9
 
 
-def load_default_int8_model(weights: str | os.PathLike, card: dict) -> OnnxModel | None:
+def load_default_int8_model(weights: str | os.PathLike, card: ModelCard) -> OnnxModel | None:
     """The int8 model for backend "auto": None when there is none or its accuracy does not hold; a
     damaged or changed file is logged and skipped, like a disagreeing float .onnx."""
     from fer.errors import WeightsError

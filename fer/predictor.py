@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fer.card import Metrics, ModelCard
 from fer.device import resolve_device
 from fer.errors import FerError
 from fer.faces import Box, HaarFaceDetector
@@ -50,7 +51,7 @@ class Predictor:
     def __init__(
         self,
         model: torch.nn.Module,
-        card: dict,
+        card: ModelCard,
         device: torch.device,
         tta: str = "none",
         detector=None,
@@ -94,7 +95,7 @@ class Predictor:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
         model, card = load_model(weights)
-        tta = tta or card.get("default_tta", "none")
+        tta = tta or card.default_tta
         resolved = resolve_device(device)
         onnx_model, name = None, "onnxruntime"
         if backend in ("onnx", "int8") and resolved.type != "cpu":
@@ -120,10 +121,9 @@ class Predictor:
         return "int8" if self.quantized else str(self.dtype).removeprefix("torch.")
 
     @property
-    def validation_metrics(self) -> dict:
+    def validation_metrics(self) -> Metrics:
         """The card's validation accuracy of what runs: the int8 variant has its own."""
-        source = self.card.get("int8", {}) if self.quantized else self.card
-        return source.get("metrics", {})
+        return self.card.int8.metrics if self.quantized and self.card.int8 else self.card.metrics
 
     @property
     def detector(self):

@@ -9,7 +9,6 @@ and checks the weights' sha256 against the card.
 """
 
 import hashlib
-import json
 import os
 import pickle
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fer.card import Metrics, ModelCard, TtaMetrics
 from fer.errors import WeightsError
 from fer.labels import check_labels
 from fer.models import ARCHITECTURES, build_model
@@ -53,20 +53,22 @@ def give_default_permissions(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def save_weights(state_dict: dict[str, torch.Tensor], card: dict, prefix: str | os.PathLike) -> tuple[Path, Path]:
-    """Write PREFIX.safetensors and PREFIX.json; the card gains the weights' sha256 and file name."""
+def save_weights(state_dict: dict[str, torch.Tensor], card: ModelCard, prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """Write PREFIX.safetensors and PREFIX.json; the written card gains the weights' sha256 and file name."""
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     tensors_path = prefix.with_name(prefix.name + ".safetensors")
     card_path = prefix.with_name(prefix.name + ".json")
     save_file({name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}, str(tensors_path))
     give_default_permissions(tensors_path)
-    card = {**card, "format": CARD_FORMAT, "weights_file": tensors_path.name, "sha256": file_sha256(tensors_path)}
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card = card.model_copy(
+        update={"format": CARD_FORMAT, "weights_file": tensors_path.name, "sha256": file_sha256(tensors_path)}
+    )
+    card_path.write_text(card.to_json())
     return tensors_path, card_path
 
 
-def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
+def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
     """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
     path = Path(path) if path is not None else default_weights_path()
     if path.suffix in (".pt", ".pth"):
@@ -81,20 +83,14 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
         raise WeightsError(f"no weights file at {tensors_path}")
     if not card_path.is_file():
         raise WeightsError(f"{tensors_path} has no model card beside it (expected {card_path})")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise WeightsError(f"cannot read the model card {card_path}: {error}") from None
-    for key in ("arch", "labels"):
-        if key not in card:
-            raise WeightsError(f"the model card {card_path} has no {key!r}")
-    if card.get("sha256") and file_sha256(tensors_path) != card["sha256"]:
+    card = ModelCard.read(card_path)
+    if card.sha256 and file_sha256(tensors_path) != card.sha256:
         raise WeightsError(f"{tensors_path} does not match the sha256 in {card_path}: the file was changed or damaged")
     try:
         state_dict = load_file(str(tensors_path))
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"{tensors_path} is not a readable safetensors file: {error}") from None
-    return _build(card["arch"], card["labels"], state_dict, str(tensors_path)), card
+    return _build(card.arch, card.labels, state_dict, str(tensors_path)), card
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -115,21 +111,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {reason})") from None
 
 
-def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """(EMA model, card-like summary) from a loaded training checkpoint."""
+def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
+    """(EMA model, its card) from a loaded training checkpoint: what the checkpoint knows, which is
+    its EMA's validation accuracy without TTA."""
     try:
         arch, labels, state_dict = checkpoint["arch"], checkpoint["labels"], checkpoint["ema"]["module"]
     except (KeyError, TypeError):
         raise WeightsError(f"{path} is not a fer training checkpoint (no arch, labels and EMA weights)") from None
-    card = {
-        "arch": arch,
-        "labels": labels,
-        "source_checkpoint": str(path),
-        "epoch": checkpoint.get("epoch"),
-        "metrics": {"validation": {"accuracy": checkpoint.get("val_accuracy"), "tta": "none"}},
-        "training": {"config": checkpoint.get("config")},
-    }
-    return _build(arch, labels, state_dict, str(path)), card
+    model = _build(arch, labels, state_dict, str(path))  # first: it checks the labels
+    card = ModelCard(
+        arch=arch,
+        labels=list(labels),
+        source_checkpoint=str(path),
+        epoch=checkpoint.get("epoch"),
+        metrics=Metrics(validation={"none": TtaMetrics(accuracy=checkpoint.get("val_accuracy"))}),
+        training={"config": checkpoint.get("config")},
+    )
+    return model, card
 
 
 def _build(arch: str, labels, state_dict: dict, source: str) -> nn.Module:

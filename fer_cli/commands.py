@@ -60,14 +60,14 @@ def run_export(args: argparse.Namespace) -> int:
 
     card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx, report=report)
     written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
-    if "int8" in card:
-        written.append(str(Path(args.out).with_name(card["int8"]["file"])))
-    print(f"exported {card['arch']} (epoch {card['epoch']}) to {', '.join(written)}")
-    int8 = card.get("int8", {}).get("metrics", {}).get("validation", {})
-    for tta, metrics in card["metrics"]["validation"].items():
-        if metrics.get("accuracy") is not None:
-            line = f"  validation accuracy, tta {tta}: {metrics['accuracy']:.2%}"
-            print(line + (f" (int8: {int8[tta]['accuracy']:.2%})" if tta in int8 else ""))
+    if card.int8 is not None:
+        written.append(str(Path(args.out).with_name(card.int8.file)))
+    print(f"exported {card.arch} (epoch {card.epoch}) to {', '.join(written)}")
+    int8 = card.int8.metrics.validation if card.int8 is not None else {}
+    for tta, metrics in card.metrics.validation.items():
+        if metrics.accuracy is not None:
+            line = f"  validation accuracy, tta {tta}: {metrics.accuracy:.2%}"
+            print(line + (f" (int8: {int8[tta].accuracy:.2%})" if tta in int8 else ""))
     return 0
 
 

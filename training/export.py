@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.card import InputSpec, Int8Variant, Metrics, ModelCard, Normalization, TtaMetrics
 from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
 from fer.onnx_runtime import INT8_SUFFIX
@@ -35,44 +36,44 @@ def export_checkpoint(
     data: str | None = None,
     onnx: bool = True,
     report: Callable[[str], None] = lambda step: None,
-) -> dict:
-    """Write the weights, card and (optionally) ONNX file; return the card. `report` hears each step as
+) -> ModelCard:
+    """Write the weights, card and (optionally) ONNX file; return the card as written. `report` hears each step as
     it finishes (with --data an export takes minutes on a CPU: six validation passes and a calibration)."""
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
     checkpoint = load_checkpoint(checkpoint_path)
     model, _ = model_from_checkpoint(checkpoint, checkpoint_path)  # the EMA weights, arch and labels checked
     config = checkpoint.get("config", {})
     summary = describe_model(checkpoint["arch"])
-    card = {
-        "name": prefix.name,
-        "arch": checkpoint["arch"],
-        "labels": checkpoint["labels"],
-        "input": {
-            "shape": [1, INPUT_SIZE, INPUT_SIZE],
-            "color": "grayscale",
-            "pixels": "0..255 float; the model normalizes inside",
-            "normalization": {"mean": PIXEL_MEAN, "std": PIXEL_STD},
-        },
-        "output": "logits over labels (softmax gives probabilities)",
-        "parameters": summary.parameters,
-        "flops_per_face": summary.flops_per_face,
-        "epoch": checkpoint.get("epoch"),
-        "metrics": {"validation": {"none": {"accuracy": checkpoint.get("val_accuracy")}}},
-        "default_tta": "none",
-        "dataset": {
+    card = ModelCard(
+        name=prefix.name,
+        arch=checkpoint["arch"],
+        labels=checkpoint["labels"],
+        input=InputSpec(
+            shape=[1, INPUT_SIZE, INPUT_SIZE],
+            color="grayscale",
+            pixels="0..255 float; the model normalizes inside",
+            normalization=Normalization(mean=PIXEL_MEAN, std=PIXEL_STD),
+        ),
+        output="logits over labels (softmax gives probabilities)",
+        parameters=summary.parameters,
+        flops_per_face=summary.flops_per_face,
+        epoch=checkpoint.get("epoch"),
+        metrics=Metrics(validation={"none": TtaMetrics(accuracy=checkpoint.get("val_accuracy"))}),
+        default_tta="none",
+        dataset={
             "name": "FER2013",
             "source": Path(config.get("data", "")).name,
             "trained_on": "Training split"
             + (f" (stratified subset of {config['max_samples']})" if config.get("max_samples") else ""),
             "selected_on": "PublicTest split (validation)",
         },
-        "training": {"config": config},
-        "git_commit": _git_commit(),
-        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+        training={"config": config},
+        git_commit=_git_commit(),
+        exported=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
     if data is not None:
-        card["metrics"]["validation"] = _validation_metrics(model, card, data, report, "float32")
-        card["default_tta"] = max(TTA_MODES, key=lambda tta: card["metrics"]["validation"][tta]["accuracy"])
+        card.metrics.validation = _validation_metrics(model, card, data, report, "float32")
+        card.default_tta = max(TTA_MODES, key=lambda tta: card.metrics.validation[tta].accuracy)
     onnx_path = prefix.with_name(prefix.name + ".onnx")
     if onnx:
         prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -81,13 +82,13 @@ def export_checkpoint(
         report(f"ONNX written and checked against PyTorch: {onnx_path} ({time.perf_counter() - started:.0f} s)")
     if onnx and data is not None:
         int8_path = prefix.with_name(prefix.name + INT8_SUFFIX)
-        card["int8"] = _export_int8(model, card, onnx_path, int8_path, data, report)
+        card.int8 = _export_int8(model, card, onnx_path, int8_path, data, report)
     # The card is written last, so that it only ever describes files that were all written.
-    save_weights(model.state_dict(), card, prefix)
-    return card
+    _, card_path = save_weights(model.state_dict(), card, prefix)
+    return ModelCard.read(card_path)
 
 
-def _validation_metrics(model, card, data, report, engine: str, onnx_model=None) -> dict:
+def _validation_metrics(model, card, data, report, engine: str, onnx_model=None) -> dict[str, TtaMetrics]:
     from fer.datasets import VALIDATION, load_splits, select_split
     from fer.metrics import evaluate_predictor
     from fer.predictor import Predictor
@@ -98,13 +99,13 @@ def _validation_metrics(model, card, data, report, engine: str, onnx_model=None)
         started = time.perf_counter()
         predictor = Predictor(model, card, torch.device("cpu"), tta, onnx_model=onnx_model)
         result = evaluate_predictor(predictor, split.images, split.labels)
-        metrics[tta] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "n": result["n"]}
+        metrics[tta] = TtaMetrics(accuracy=result["accuracy"], macro_f1=result["macro_f1"], n=result["n"])
         seconds = time.perf_counter() - started
         report(f"validation accuracy, {engine}, tta {tta}: {result['accuracy']:.2%} ({seconds:.0f} s)")
     return metrics
 
 
-def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str, report) -> dict:
+def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str, report) -> Int8Variant:
     """Write the int8 variant and return its card entry, with its own validation accuracy."""
     from fer.onnx_runtime import OnnxModel
     from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx
@@ -113,12 +114,9 @@ def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str, repor
     quantize_onnx(onnx_path, int8_path, calibration_faces(data))
     report(f"int8 variant calibrated and written: {int8_path} ({time.perf_counter() - started:.0f} s)")
     metrics = _validation_metrics(model, card, data, report, "int8", onnx_model=OnnxModel(int8_path))
-    return {
-        "file": int8_path.name,
-        "sha256": file_sha256(int8_path),
-        "method": DESCRIPTION,
-        "metrics": {"validation": metrics},
-    }
+    return Int8Variant(
+        file=int8_path.name, sha256=file_sha256(int8_path), method=DESCRIPTION, metrics=Metrics(validation=metrics)
+    )
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> None:

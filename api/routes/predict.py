@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.dependencies import ServiceDep, SettingsDep, require_api_key
 from api.errors import ApiError
-from api.schemas import BatchResponse, ErrorBody, ModelCard, PredictResponse
+from api.schemas import BatchResponse, ErrorBody, PredictResponse, ServedModel
 from api.service import InferenceService, with_deadline
 from api.settings import Settings, TtaMode
 from api.uploads import Upload, read_uploads
@@ -155,7 +155,7 @@ async def _read_uploads(request: Request, file_field: str, json_field: str) -> l
     return read_uploads(await request.body(), request.headers.get("content-type", ""), file_field, json_field)
 
 
-@router.get("/model", response_model=ModelCard, responses=_errors(401, 503), summary="The model being served")
+@router.get("/model", response_model=ServedModel, responses=_errors(401, 503), summary="The model being served")
 async def model(service: ServiceDep) -> dict:
     """Architecture, labels, input, validation metrics and the fer version."""
     return service.model_card()

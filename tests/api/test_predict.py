@@ -159,6 +159,22 @@ def test_model_card_describes_the_model(client):
     assert card["input"]["shape"] == [1, 48, 48] and card["default_tta"] == "none"
     assert card["device"] == "cpu" and card["version"] and card["id"].startswith("tiny@")
     assert "validation" in card["metrics"]
+    # The full card rides along, typed: what the weights' own JSON card says.
+    assert card["card"]["arch"] == "vgg_slim" and card["card"]["name"] == "tiny"
+    assert card["card"]["metrics"] == card["metrics"]  # the float model runs here, so its own figures
+
+
+def test_the_openapi_schema_declares_the_model_card(client):
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    served = components["ServedModel"]["properties"]
+    assert served["card"]["$ref"].endswith("/ModelCard") and served["metrics"]["$ref"].endswith("/Metrics")
+    card = components["ModelCard"]["properties"]
+    assert {"arch", "labels", "metrics", "default_tta", "int8", "sha256"} <= set(card)
+    assert set(components["Metrics"]["properties"]["validation"]["propertyNames"]["enum"]) == {
+        "none",
+        "flip",
+        "tencrop",
+    }
 
 
 def test_probes(client):

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from fer.card import ModelCard
 from fer.errors import WeightsError
+from fer.labels import EMOTIONS
 from fer.predictor import Predictor
 from tests.conftest import REPO, run_python
 
@@ -72,14 +74,20 @@ def test_cli_reports_a_required_onnx_that_does_not_match(exported_weights, tmp_p
 # ---------------------------------------------------------------- the int8 gate, on cards alone
 
 
-def card_with_drops(float_accuracy: dict, drops: dict) -> dict:
+def card_with_drops(float_accuracy: dict, drops: dict) -> ModelCard:
     """A card whose int8 variant measured `drops[mode]` below the float model in each mode."""
-    return {
-        "metrics": {"validation": {mode: {"accuracy": acc} for mode, acc in float_accuracy.items()}},
-        "int8": {
-            "metrics": {"validation": {mode: {"accuracy": float_accuracy[mode] - drop} for mode, drop in drops.items()}}
-        },
-    }
+    return ModelCard.model_validate(
+        {
+            "arch": "vgg_slim",
+            "labels": list(EMOTIONS),
+            "metrics": {"validation": {mode: {"accuracy": acc} for mode, acc in float_accuracy.items()}},
+            "int8": {
+                "metrics": {
+                    "validation": {mode: {"accuracy": float_accuracy[mode] - drop} for mode, drop in drops.items()}
+                }
+            },
+        }
+    )
 
 
 FLOAT = {"none": 0.700, "flip": 0.705, "tencrop": 0.715}
@@ -108,9 +116,13 @@ def test_int8_modes_measured_on_one_side_only_are_not_compared():
 
     card = card_with_drops(FLOAT, {"none": 0.001})  # int8 measured without TTA only
     assert int8_accuracy_holds(card) is True
-    card["int8"]["metrics"]["validation"] = {"fivecrop": {"accuracy": 0.0}}  # nothing in common
+    card.metrics.validation = {"flip": card.metrics.validation["flip"]}  # nothing in common
     assert int8_accuracy_holds(card) is False
-    assert int8_accuracy_holds({"metrics": {"validation": {}}}) is False
+    card.int8 = None
+    assert int8_accuracy_holds(card) is False
+    unmeasured = card_with_drops(FLOAT, {"none": 0.0})
+    unmeasured.int8.metrics.validation["none"].accuracy = None  # a null in a hand-edited card
+    assert int8_accuracy_holds(unmeasured) is False
 
 
 @pytest.mark.parametrize(
@@ -167,9 +179,9 @@ def int8_stand_in(exported_weights, tmp_path, sha256=None):
 
     int8 = tmp_path / "model.int8.onnx"
     shutil.copy(exported_weights.with_suffix(".onnx"), int8)
-    entry = {"file": int8.name, "sha256": sha256 or file_sha256(int8)}
     card = card_with_drops(FLOAT, {"none": 0.0, "flip": 0.0, "tencrop": 0.0})
-    return tmp_path / "model.safetensors", {**card, "int8": {**card["int8"], **entry}}
+    card.int8.file, card.int8.sha256 = int8.name, sha256 or file_sha256(int8)
+    return tmp_path / "model.safetensors", card
 
 
 def test_the_int8_file_loads_only_with_the_sha256_of_the_card(exported_weights, tmp_path):
@@ -189,7 +201,7 @@ def test_an_int8_file_that_onnx_runtime_cannot_load_is_a_clear_error(exported_we
 
     weights, card = int8_stand_in(exported_weights, tmp_path)
     (tmp_path / "model.int8.onnx").write_bytes(b"not a protobuf at all")
-    card["int8"]["sha256"] = file_sha256(tmp_path / "model.int8.onnx")  # the card vouches for the bad file
+    card.int8.sha256 = file_sha256(tmp_path / "model.int8.onnx")  # the card vouches for the bad file
     with pytest.raises(WeightsError, match="ONNX Runtime cannot load"):
         load_int8_model(weights, card)
     assert load_default_int8_model(weights, card) is None
@@ -200,7 +212,7 @@ def test_an_int8_entry_without_file_or_sha256_is_no_int8(exported_weights, tmp_p
     from fer.onnx_runtime import load_default_int8_model, load_int8_model
 
     weights, card = int8_stand_in(exported_weights, tmp_path)
-    del card["int8"][missing]
+    setattr(card.int8, missing, None)
     with pytest.raises(WeightsError, match="has no int8 variant"):
         load_int8_model(weights, card)
     assert load_default_int8_model(weights, card) is None
@@ -211,7 +223,7 @@ def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights,
 
     weights, card = int8_stand_in(exported_weights, tmp_path)
     assert isinstance(load_default_int8_model(weights, card), OnnxModel)
-    card["int8"]["metrics"]["validation"]["flip"]["accuracy"] -= 0.01  # one mode lost a point
+    card.int8.metrics.validation["flip"].accuracy -= 0.01  # one mode lost a point
     assert load_default_int8_model(weights, card) is None
     weights, card = int8_stand_in(exported_weights, tmp_path, sha256="0" * 64)
     with caplog.at_level(logging.WARNING):

@@ -126,12 +126,12 @@ def test_unreadable_inputs_are_clear_errors(tmp_path):
 
 def test_fer_weights_environment_variable_picks_the_default(exported_weights, monkeypatch):
     monkeypatch.setenv("FER_WEIGHTS", str(exported_weights))
-    assert Predictor.load(device="cpu").card["arch"] == "vgg_slim"
+    assert Predictor.load(device="cpu").card.arch == "vgg_slim"
 
 
 def test_shipped_weights_predict_out_of_the_box(astronaut):
     predictor = Predictor.load(device="cpu")  # weights/ in the repository
-    assert predictor.card["labels"] == list(EMOTIONS)
+    assert predictor.card.labels == list(EMOTIONS)
     (face,) = predictor.predict_image(astronaut)
     # The astronaut smiles broadly: the shipped model must say so, and be sure of it.
     assert face.emotion == "happy" and face.score > 0.8, (face.emotion, face.score)

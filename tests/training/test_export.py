@@ -46,14 +46,14 @@ def test_onnx_matches_pytorch_for_any_batch_size(exported_weights):
 def test_export_with_data_records_accuracy_for_every_tta(trained_checkpoint, kaggle_zip, tmp_path):
     steps = []
     card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(kaggle_zip), onnx=False, report=steps.append)
-    assert set(card["metrics"]["validation"]) == {"none", "flip", "tencrop"}
-    best = max(card["metrics"]["validation"].values(), key=lambda m: m["accuracy"])
-    assert card["metrics"]["validation"][card["default_tta"]] == best
+    assert set(card.metrics.validation) == {"none", "flip", "tencrop"}
+    best = max(card.metrics.validation.values(), key=lambda m: m.accuracy)
+    assert card.metrics.validation[card.default_tta] == best
     assert not (tmp_path / "m.onnx").exists()
     # Each measurement is reported as it finishes, with its figure: a long export is never silent.
-    validation = card["metrics"]["validation"]
+    validation = card.metrics.validation
     assert [step.split(" (")[0] for step in steps] == [
-        f"validation accuracy, float32, tta {tta}: {validation[tta]['accuracy']:.2%}" for tta in TTA_MODES
+        f"validation accuracy, float32, tta {tta}: {validation[tta].accuracy:.2%}" for tta in TTA_MODES
     ]
 
 

@@ -30,13 +30,13 @@ def _copy(weights, folder):
 def test_export_writes_the_int8_model_with_its_own_validation_accuracy(int8_export):
     weights, card = int8_export
     int8 = weights.with_name("model.int8.onnx")
-    assert card["int8"]["file"] == "model.int8.onnx"
-    assert card["int8"]["sha256"] == file_sha256(int8)
-    assert set(card["int8"]["metrics"]["validation"]) == {"none", "flip", "tencrop"}
-    assert "Training faces" in card["int8"]["method"]
+    assert card.int8.file == "model.int8.onnx"
+    assert card.int8.sha256 == file_sha256(int8)
+    assert set(card.int8.metrics.validation) == {"none", "flip", "tencrop"}
+    assert "Training faces" in card.int8.method
     # Int8 weights take about a quarter of the float32 file.
     assert int8.stat().st_size < 0.4 * weights.with_name("model.onnx").stat().st_size
-    assert json.loads(weights.with_suffix(".json").read_text())["int8"] == card["int8"]
+    assert json.loads(weights.with_suffix(".json").read_text())["int8"] == card.int8.model_dump(exclude_none=True)
 
 
 def test_int8_predictions_are_close_to_float32_and_the_card_accuracy_is_reproduced(int8_export, kaggle_zip):
@@ -48,7 +48,7 @@ def test_int8_predictions_are_close_to_float32_and_the_card_accuracy_is_reproduc
     fast, exact = int8.predict_pixels(faces.images), reference.predict_pixels(faces.images)
     assert np.abs(fast - exact).max() < 0.05  # probabilities
     accuracy = float((fast.argmax(1) == faces.labels).mean())
-    assert accuracy == pytest.approx(card["int8"]["metrics"]["validation"]["none"]["accuracy"])
+    assert accuracy == pytest.approx(card.int8.metrics.validation["none"].accuracy)
 
 
 def test_a_changed_int8_file_is_refused(int8_export, tmp_path):
@@ -92,7 +92,7 @@ def test_cli_evaluates_the_int8_variant(int8_export, kaggle_zip):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["accuracy"] == pytest.approx(card["int8"]["metrics"]["validation"]["flip"]["accuracy"])
+    assert report["accuracy"] == pytest.approx(card.int8.metrics.validation["flip"].accuracy)
 
 
 def test_the_inference_benchmark_measures_every_cpu_engine(int8_export):

@@ -1,0 +1,128 @@
+"""The model card: what a weights file is, how it was made and how well it does, in one typed shape.
+
+    >>> card = ModelCard.read("weights/fer-v1.json")
+    >>> card.metrics.validation["tencrop"].accuracy
+    0.7044...
+
+`fer export` writes it as NAME.json beside NAME.safetensors; loading a training checkpoint (.pt)
+builds one too, with what a checkpoint knows (its EMA's validation accuracy without TTA), so that
+everything downstream (the Predictor, `/v1/model`, `fer export`'s summary) reads one shape. Cards of
+older fer versions, and the old checkpoint shape of `metrics` ({"accuracy", "tta"}), still read.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from fer.errors import WeightsError
+from fer.options import TTA_MODES
+
+TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]
+
+
+class _Part(BaseModel):
+    # Keys a newer fer may add are kept, not refused: a card is read by older and newer code alike.
+    model_config = ConfigDict(extra="allow")
+
+
+class TtaMetrics(_Part):
+    accuracy: float | None = Field(None, description="fraction of faces classified correctly")
+    macro_f1: float | None = None
+    n: int | None = Field(None, description="faces measured")
+
+
+class Metrics(_Part):
+    validation: dict[TtaMode, TtaMetrics] = Field(
+        default_factory=dict, description="on FER2013's PublicTest split, per test-time augmentation mode"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_checkpoint_shape(cls, data: Any) -> Any:
+        # Cards built from a .pt by fer 0.1 held {"validation": {"accuracy": a, "tta": "none"}}.
+        validation = data.get("validation") if isinstance(data, dict) else None
+        if isinstance(validation, dict) and "accuracy" in validation:
+            return {**data, "validation": {validation.get("tta", "none"): {"accuracy": validation["accuracy"]}}}
+        return data
+
+
+class Normalization(_Part):
+    mean: float
+    std: float
+
+
+class InputSpec(_Part):
+    shape: list[int] = Field(examples=[[1, 48, 48]])
+    color: str = Field(examples=["grayscale"])
+    pixels: str = Field(examples=["0..255 float; the model normalizes inside"])
+    normalization: Normalization
+
+
+class Int8Variant(_Part):
+    # Without a file and its sha256 there is no int8 variant to load (fer.onnx_runtime says so).
+    file: str | None = Field(None, description="beside the weights", examples=["fer-v1.int8.onnx"])
+    sha256: str | None = None
+    method: str | None = None
+    metrics: Metrics = Field(default_factory=Metrics)
+
+
+class ModelCard(_Part):
+    name: str = Field("unnamed", examples=["fer-v1"])
+    arch: str = Field(examples=["vgg_slim"])
+    labels: list[str]
+    input: InputSpec | None = None
+    output: str | None = None
+    parameters: int | None = None
+    flops_per_face: int | None = None
+    epoch: int | None = Field(None, description="the training epoch these weights are from")
+    metrics: Metrics = Field(default_factory=Metrics)
+    default_tta: TtaMode = Field("none", description="the mode that scored best on validation")
+    dataset: dict[str, Any] | None = None
+    training: dict[str, Any] | None = Field(None, description="the resolved training configuration")
+    int8: Int8Variant | None = Field(None, description="the fast CPU variant, with its own accuracy")
+    git_commit: str | None = None
+    exported: str | None = Field(None, description="when, ISO 8601")
+    source_checkpoint: str | None = Field(None, description="for a card built from a .pt: its path")
+    format: int | None = None
+    weights_file: str | None = None
+    sha256: str | None = Field(None, description="of the weights file")
+
+    @field_validator("int8", mode="wrap")
+    @classmethod
+    def _malformed_int8_is_none(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Int8Variant | None:
+        # The int8 variant is optional: a damaged entry means "no int8 variant", not an unusable model.
+        try:
+            return handler(value)
+        except ValidationError:
+            return None
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "ModelCard":
+        """The card in a JSON file; a WeightsError that names the file and the problem otherwise."""
+        path = Path(path)
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise WeightsError(f"cannot read the model card {path}: {error}") from None
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the card"
+            raise WeightsError(f"the model card {path} is not valid: {where}: {first['msg']}") from None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude_none=True) + "\n"
+
+    def validation_accuracy(self, tta: str) -> float | None:
+        metrics = self.metrics.validation.get(tta)
+        return metrics.accuracy if metrics else None

@@ -1,0 +1,54 @@
+"""The model card has one typed shape, whether it comes from an export or from a training checkpoint,
+and cards written by earlier versions still read."""
+
+import json
+
+import pytest
+
+from fer.card import ModelCard
+from fer.errors import WeightsError
+from fer.options import TTA_MODES
+from fer.weights import load_model
+from tests.conftest import REPO
+
+
+def test_the_shipped_card_reads_with_every_measurement_typed():
+    card = ModelCard.read(REPO / "weights" / "fer-v1.json")
+    assert card.arch == "vgg_slim" and card.default_tta in TTA_MODES
+    assert set(card.metrics.validation) == set(TTA_MODES) == set(card.int8.metrics.validation)
+    best = max(TTA_MODES, key=card.validation_accuracy)
+    assert card.default_tta == best and 0.6 < card.validation_accuracy(best) < 1
+    assert card.input.shape == [1, 48, 48] and card.input.normalization.std > 0
+
+
+def test_a_checkpoint_and_its_export_give_cards_of_one_shape(trained_checkpoint, exported_weights):
+    _, from_checkpoint = load_model(trained_checkpoint)
+    _, exported = load_model(exported_weights)
+    assert type(from_checkpoint) is type(exported) is ModelCard
+    # The checkpoint knows its EMA's accuracy without TTA; the export (without --data) carries it over.
+    assert set(from_checkpoint.metrics.validation) == set(exported.metrics.validation) == {"none"}
+    assert from_checkpoint.validation_accuracy("none") == exported.validation_accuracy("none") is not None
+    assert from_checkpoint.source_checkpoint == str(trained_checkpoint) and exported.sha256
+
+
+def test_the_old_checkpoint_shape_of_metrics_still_reads():
+    old = {"arch": "vgg_slim", "labels": [], "metrics": {"validation": {"accuracy": 0.61, "tta": "none"}}}
+    assert ModelCard.model_validate(old).validation_accuracy("none") == 0.61
+
+
+def test_keys_a_newer_fer_adds_are_kept_through_a_round_trip(tmp_path):
+    card = ModelCard.model_validate({"arch": "vgg_slim", "labels": [], "calibration": {"ece": 0.03}})
+    path = tmp_path / "m.json"
+    path.write_text(card.to_json())
+    assert json.loads(path.read_text())["calibration"] == {"ece": 0.03}
+
+
+@pytest.mark.parametrize(
+    "broken, where",
+    [({"labels": []}, "arch"), ({"arch": "vgg_slim", "labels": [], "default_tta": "fivecrop"}, "default_tta")],
+)
+def test_an_invalid_card_is_one_clear_error_naming_the_field(tmp_path, broken, where):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(WeightsError, match=rf"the model card .*m\.json is not valid: {where}"):
+        ModelCard.read(path)
