@@ -8,21 +8,17 @@ Prints images/s as the median of --runs timed steps after --warmup untimed ones,
 import argparse
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from fer.device import describe_device, resolve_device
 from fer.models import ARCHITECTURES, build_model
+from training.train import autocast_context
 
 
 def step_seconds(model, optimizer, pixels, labels, amp: str, device: torch.device) -> float:
-    context = (
-        nullcontext()
-        if amp == "off"
-        else torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
-    )
+    context = autocast_context(amp, device)  # the trainer's own, so the bench measures what it runs
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

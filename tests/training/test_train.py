@@ -52,15 +52,15 @@ def evaluate_saved_ema(checkpoint_path: Path, data: Path) -> tuple[float, float]
     from fer.datasets import VALIDATION, load_splits, select_split
     from fer.models import build_model
     from training.distributed import DistributedContext
-    from training.train import _to_device, evaluate_accuracy
+    from training.train import DeviceSplit, evaluate_accuracy
 
     checkpoint = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(checkpoint["config"])
     model = build_model(config.arch)
     model.load_state_dict(checkpoint["ema"]["module"])
-    images, labels = _to_device(select_split(load_splits(str(data)), VALIDATION, str(data)), torch.device("cpu"))
+    split = DeviceSplit.of(select_split(load_splits(str(data)), VALIDATION, str(data)), torch.device("cpu"))
     alone = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-    return evaluate_accuracy(model, images, labels, config, alone)
+    return evaluate_accuracy(model, split.images, split.labels, config, alone)
 
 
 def assert_reports_what_one_process_measures(out: Path, data: Path):

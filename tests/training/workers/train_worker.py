@@ -24,7 +24,7 @@ real_train_one_epoch = train_module.train_one_epoch
 
 
 def train_one_epoch_that_dies_once(*args, **kwargs):
-    epoch = inspect.signature(real_train_one_epoch).bind(*args, **kwargs).arguments["epoch"]
+    epoch = inspect.signature(real_train_one_epoch).bind(*args, **kwargs).arguments["state"].epoch
     if die_at is not None and epoch == int(die_at) and os.environ.get("RANK", "0") == "0" and not marker.exists():
         marker.write_text("died once\n")
         os._exit(17)  # no cleanup, no checkpoint: as abrupt as a crash or an OOM kill

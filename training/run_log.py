@@ -1,0 +1,86 @@
+"""What rank 0 writes about a run, so that the training loop does not have to: config.json,
+metrics.jsonl (one line per epoch), TensorBoard scalars and one log line per epoch.
+
+A run trained in legs reports its whole time: the wall and CPU clocks go on from the last epoch
+that metrics.jsonl holds.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from training.config import TrainConfig
+
+log = logging.getLogger("training")
+
+SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_second")
+
+
+class RunLog:
+    def __init__(self, out: Path, config: TrainConfig, resumed_after: int | None):
+        """`resumed_after`: the epoch the run resumes after (None for a fresh run)."""
+        self.out, self.config = out, config
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        elapsed_before = cpu_before = 0.0
+        if resumed_after is not None:
+            _drop_metrics_after(out / "metrics.jsonl", resumed_after)
+            elapsed_before, cpu_before = _time_logged_before(out / "metrics.jsonl")
+        self.started = time.perf_counter() - elapsed_before
+        self.cpu_started = time.process_time() - cpu_before
+        self.writer = _tensorboard_writer(out)
+
+    def record_epoch(self, epoch: int, seconds: float, images: int, **figures: float) -> None:
+        """Epoch `epoch` (1-based) took `seconds` for `images` training images; `figures` are
+        train_loss, train_accuracy, val_loss, val_accuracy, best_val_accuracy and lr."""
+        row = {
+            "epoch": epoch,
+            **figures,
+            "images_per_second": images / seconds,
+            "epoch_seconds": seconds,
+            "elapsed_seconds": time.perf_counter() - self.started,
+            # This process's CPU time (all its threads), so CPU-hours stay honest whatever else ran on
+            # the machine; on N processes the run used about N times as much.
+            "cpu_seconds": time.process_time() - self.cpu_started,
+        }
+        with open(self.out / "metrics.jsonl", "a") as metrics:
+            metrics.write(json.dumps(row) + "\n")
+        for name in SCALARS:
+            self.writer.add_scalar(name, row[name], epoch)
+        self.writer.flush()
+        log.info(
+            f"epoch {epoch}/{self.config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.1%}  "
+            f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.2%} (best {row['best_val_accuracy']:.2%})  "
+            f"{row['images_per_second']:.0f} img/s  {seconds:.0f}s"
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _time_logged_before(path: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) the run had logged by its last epoch in metrics.jsonl. Runs logged
+    before cpu_seconds existed count their CPU time from the resume on."""
+    if not path.exists():
+        return 0.0, 0.0
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return 0.0, 0.0
+    return float(rows[-1].get("elapsed_seconds", 0.0)), float(rows[-1].get("cpu_seconds", 0.0))
+
+
+def _drop_metrics_after(path: Path, epoch: int) -> None:
+    """A crash between logging an epoch and checkpointing it would log that epoch twice on resume."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["epoch"] <= epoch]
+    if len(kept) != len(rows):
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def _tensorboard_writer(out: Path):  # -> SummaryWriter; imported here: it is slow to import
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
