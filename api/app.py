@@ -14,6 +14,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import anyio
 from fastapi import FastAPI
@@ -92,7 +93,7 @@ def _drain_on_sigterm(service: InferenceService) -> Callable[[], None]:
         return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
 
-    def handle_sigterm(signum, frame):
+    def handle_sigterm(signum: int, frame: FrameType | None) -> None:
         service.draining = True
         logger.info("SIGTERM: readiness is now 503; finishing requests in flight")
         if callable(previous):

@@ -9,6 +9,8 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Awaitable, Iterator
+from typing import TypeVar
 
 import anyio
 import numpy as np
@@ -24,6 +26,7 @@ from fer.predictor import Predictor, face_results
 from fer.preprocess import INPUT_SIZE
 
 logger = logging.getLogger("api")
+T = TypeVar("T")
 
 
 class InferenceService:
@@ -71,7 +74,7 @@ class InferenceService:
     # ---- admission ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def admit(self):
+    def admit(self) -> Iterator[None]:
         """A slot for one request, or 503 at once when the server is full or shutting down."""
         retry = {"Retry-After": str(self.settings.retry_after_s)}
         if self.draining or not self.ready:
@@ -139,7 +142,7 @@ def model_id(card: ModelCard) -> str:
     return f"{card.name}@{digest[:12]}"
 
 
-async def with_deadline(seconds: float, work):
+async def with_deadline(seconds: float, work: Awaitable[T]) -> T:
     """Await `work`; 504 when it takes longer than `seconds`. Cancelling it frees its admission slot
     and drops its faces from the batcher's queue."""
     try:

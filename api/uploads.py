@@ -67,17 +67,17 @@ def parse_multipart(body: bytes, content_type: str) -> list[Upload]:
     def on_part_begin():
         part.update(headers={}, field=b"", value=b"", data=bytearray())
 
-    def on_header_field(data, start, end):
+    def on_header_field(data: bytes, start: int, end: int) -> None:
         part["field"] += data[start:end]
 
-    def on_header_value(data, start, end):
+    def on_header_value(data: bytes, start: int, end: int) -> None:
         part["value"] += data[start:end]
 
     def on_header_end():
         part["headers"][part["field"].lower()] = part["value"]
         part["field"], part["value"] = b"", b""
 
-    def on_part_data(data, start, end):
+    def on_part_data(data: bytes, start: int, end: int) -> None:
         part["data"] += data[start:end]
 
     def on_part_end():

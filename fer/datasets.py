@@ -220,7 +220,9 @@ def _read_csv(path: Path) -> dict[str, LabeledImages]:
     return {split: _stack(pixels[split], labels[split]) for split in pixels}
 
 
-def _parse_csv_row(row, emotion_at, pixels_at, usage_at):
+def _parse_csv_row(
+    row: list[str], emotion_at: int, pixels_at: int, usage_at: int | None
+) -> tuple[np.ndarray, int, str] | tuple[None, None, None]:
     try:
         label = int(row[emotion_at])
         values = np.array(row[pixels_at].split(), dtype=np.int64)
@@ -253,7 +255,7 @@ def _stack(faces: list[np.ndarray], labels: list[int]) -> LabeledImages:
 # ---------------------------------------------------------------- cache
 
 
-def _cache_dir(cache_dir) -> Path:
+def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer")

@@ -12,7 +12,9 @@ import csv
 import os
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fer.errors import FerError
 from fer.images import IMAGE_SUFFIXES
@@ -29,7 +31,7 @@ CREDENTIALS_HELP = (
 )
 
 
-def has_kaggle_credentials(environ=os.environ, home: Path | None = None) -> bool:
+def has_kaggle_credentials(environ: Mapping[str, str] = os.environ, home: Path | None = None) -> bool:
     if environ.get("KAGGLE_USERNAME") and environ.get("KAGGLE_KEY"):
         return True
     if environ.get("KAGGLE_API_TOKEN"):
@@ -40,7 +42,7 @@ def has_kaggle_credentials(environ=os.environ, home: Path | None = None) -> bool
     return (config_dir / "kaggle.json").is_file() or (config_dir / "access_token").is_file()
 
 
-def kaggle_api():
+def kaggle_api() -> Any:  # kaggle.api.kaggle_api_extended.KaggleApi, imported only when used
     """An authenticated `kaggle.api.kaggle_api_extended.KaggleApi` (the real network boundary)."""
     if not has_kaggle_credentials():
         raise FerError(CREDENTIALS_HELP)
@@ -51,7 +53,7 @@ def kaggle_api():
     return api
 
 
-def download(dest: str | os.PathLike, source: str = "dataset", api=None) -> Path:
+def download(dest: str | os.PathLike, source: str = "dataset", api: Any = None) -> Path:
     """Download and unpack into `dest`; return the path to train on (a folder, or fer2013.csv)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,14 @@ EMOTION_COLORS = {
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color, background=None) -> None:
+def _text(
+    image: np.ndarray,
+    text: str,
+    origin: tuple[int, int],
+    scale: float,
+    color: tuple[int, int, int],
+    background: tuple[int, int, int] | None = None,
+) -> None:
     (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
     x, y = origin
     if background is not None:

@@ -6,7 +6,9 @@ pixels, largest first.
 """
 
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -14,6 +16,16 @@ import numpy as np
 from fer.errors import FerError
 
 Box = tuple[int, int, int, int]
+
+
+class FaceDetector(Protocol):
+    """What the Predictor needs of a detector; pass your own to Predictor.load(detector=...)."""
+
+    uses_color: bool  # False: it is given the grayscale frame the faces are cropped from
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """(H, W) grayscale or (H, W, 3) RGB uint8 -> (x, y, w, h) boxes in pixels, largest first."""
+        ...
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -29,7 +41,7 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _largest_first(boxes) -> list[Box]:
+def _largest_first(boxes: Iterable[Sequence[float]]) -> list[Box]:
     boxes = [tuple(int(v) for v in box) for box in boxes]
     return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
 

@@ -7,7 +7,7 @@ optional annotated copies of each.
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -37,7 +37,12 @@ def expand_inputs(paths: list[str]) -> Iterator[tuple[Path, Path]]:
 
 
 def predict_paths(
-    predictor: Predictor, paths: list[str], detect: bool, as_json: bool, annotate_dir: str | None, print_error
+    predictor: Predictor,
+    paths: list[str],
+    detect: bool,
+    as_json: bool,
+    annotate_dir: str | None,
+    print_error: Callable[[FerError], None],
 ) -> int:
     """Print results for every input; return how many inputs failed (each failure printed, not raised)."""
     failed = 0
@@ -50,7 +55,14 @@ def predict_paths(
     return failed
 
 
-def _predict_inputs(predictor, inputs, detect, as_json, annotate_dir, print_error) -> int:
+def _predict_inputs(
+    predictor: Predictor,
+    inputs: list[tuple[Path, Path]],
+    detect: bool,
+    as_json: bool,
+    annotate_dir: str | None,
+    print_error: Callable[[FerError], None],
+) -> int:
     failed = 0
     for path, relative in inputs:
         target = Path(annotate_dir) / relative if annotate_dir else None

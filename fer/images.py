@@ -14,6 +14,9 @@ from PIL import Image, ImageOps
 
 from fer.errors import FerError
 
+# What the Predictor accepts as an image: a path, encoded bytes, a PIL image or an array.
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
+
 # Image files by name: what `fer predict` picks from folders and dataset readers read.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm"})
 WRITABLE_IMAGE_SUFFIXES = IMAGE_SUFFIXES - {".gif"}  # OpenCV cannot write GIF

@@ -5,6 +5,8 @@ angry, disgust, fear, happy, neutral, sad, surprise, which would silently swap n
 surprise against the CSV order.
 """
 
+from collections.abc import Mapping, Sequence
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(EMOTIONS)
 
@@ -18,7 +20,7 @@ def emotion_index(name: str) -> int:
         raise KeyError(f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}") from None
 
 
-def emotion_shares(counts) -> str:
+def emotion_shares(counts: Mapping[str, int]) -> str:
     """{'happy': 29, 'sad': 1} -> 'happy 97%, sad 3%' (EMOTIONS order, absent ones left out), or 'none'."""
     total = sum(counts.values())
     if not total:
@@ -26,7 +28,7 @@ def emotion_shares(counts) -> str:
     return ", ".join(f"{e} {counts[e] / total:.0%}" for e in EMOTIONS if counts.get(e))
 
 
-def check_labels(labels, source: str) -> None:
+def check_labels(labels: Sequence[str], source: str) -> None:
     """Raise ValueError unless `labels` (from a weights file or checkpoint) equal `EMOTIONS`."""
     if tuple(labels) != EMOTIONS:
         raise ValueError(f"{source} was trained for labels {list(labels)}, but fer uses {list(EMOTIONS)}")

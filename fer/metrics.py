@@ -3,9 +3,22 @@
 fer evaluate ../shared/data/fer2013.zip --split validation --weights runs/train/best.pt --json
 """
 
+import os
+from typing import Protocol
+
 import numpy as np
 
 from fer.labels import EMOTIONS, NUM_CLASSES
+
+
+class Classifier(Protocol):
+    """What evaluation needs of a model: a fer.Predictor is one (this module stays free of torch)."""
+
+    tta: str
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) probabilities."""
+        ...
 
 
 def compute_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
@@ -41,7 +54,7 @@ def compute_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def evaluate_predictor(predictor, images: np.ndarray, labels: np.ndarray) -> dict:
+def evaluate_predictor(predictor: Classifier, images: np.ndarray, labels: np.ndarray) -> dict:
     """Metrics of a `fer.Predictor` (with its TTA setting) on (N, 48, 48) uint8 faces."""
     probabilities = predictor.predict_pixels(images)
     return {**compute_metrics(labels, probabilities.argmax(1)), "tta": predictor.tta}
@@ -69,7 +82,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion_matrix(report: dict, path, title: str = "") -> None:
+def plot_confusion_matrix(report: dict, path: str | os.PathLike, title: str = "") -> None:
     """Write the confusion matrix, normalized per true class, with counts, as a PNG."""
     import matplotlib
 

@@ -19,10 +19,10 @@ from PIL import Image
 from fer.card import Metrics, ModelCard
 from fer.device import resolve_device
 from fer.errors import FerError
-from fer.faces import Box, HaarFaceDetector
-from fer.images import read_image
+from fer.faces import Box, FaceDetector, HaarFaceDetector
+from fer.images import ImageInput, read_image
 from fer.labels import EMOTIONS
-from fer.onnx_runtime import load_default_int8_model, load_int8_model, load_onnx_model
+from fer.onnx_runtime import OnnxModel, load_default_int8_model, load_int8_model, load_onnx_model
 from fer.options import BACKENDS, check_tta
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import predict_probabilities
@@ -54,9 +54,9 @@ class Predictor:
         card: ModelCard,
         device: torch.device,
         tta: str = "none",
-        detector=None,
+        detector: FaceDetector | None = None,
         batch_size: int = 256,
-        onnx_model=None,
+        onnx_model: OnnxModel | None = None,
         backend_name: str = "onnxruntime",
     ):
         """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
@@ -82,7 +82,7 @@ class Predictor:
         weights: str | os.PathLike | None = None,
         device: str = "auto",
         tta: str | None = None,
-        detector=None,
+        detector: FaceDetector | None = None,
         backend: str = "auto",
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
@@ -126,7 +126,7 @@ class Predictor:
         return self.card.int8.metrics if self.quantized and self.card.int8 else self.card.metrics
 
     @property
-    def detector(self):
+    def detector(self) -> FaceDetector:
         if self._detector is None:
             self._detector = HaarFaceDetector()  # created on first use: probing crops needs none
         return self._detector
@@ -154,7 +154,9 @@ class Predictor:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         return self.predict_pixels(np.stack([to_gray48(face, color_order) for face in faces]))
 
-    def predict_image(self, image, detect: bool = True, color_order: ColorOrder = "RGB") -> list[FaceResult]:
+    def predict_image(
+        self, image: ImageInput, detect: bool = True, color_order: ColorOrder = "RGB"
+    ) -> list[FaceResult]:
         """The path from an image to an answer, for the library, `fer predict` (photos and video frames)
         and the webcam: find the faces, classify them in one batch, one result per face (largest
         first). With detect=False the whole image is one face. `image`: a path, encoded bytes, a PIL
@@ -163,7 +165,9 @@ class Predictor:
         boxes, pixels = self.find_faces(image, detect, color_order)
         return face_results(boxes, self.predict_pixels(pixels))
 
-    def find_faces(self, image, detect: bool = True, color_order: ColorOrder = "RGB") -> tuple[list[Box], np.ndarray]:
+    def find_faces(
+        self, image: ImageInput, detect: bool = True, color_order: ColorOrder = "RGB"
+    ) -> tuple[list[Box], np.ndarray]:
         """An image (as for predict_image) -> face boxes (largest first) and their (N, 48, 48) uint8
         crops, ready for `predict_pixels`. The image is turned to grayscale once: the detector and
         every crop use that one frame (a detector that looks at color, `uses_color`, gets the color
@@ -181,7 +185,7 @@ class Predictor:
         return boxes, np.stack([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
 
 
-def as_rgb_or_gray(image, color_order: ColorOrder = "RGB") -> np.ndarray:
+def as_rgb_or_gray(image: ImageInput, color_order: ColorOrder = "RGB") -> np.ndarray:
     """A path, encoded bytes, a PIL image or an array in `color_order` -> uint8 RGB or grayscale array."""
     if not isinstance(image, np.ndarray):
         return read_image(image)

@@ -15,7 +15,7 @@ INPUT_SIZE = 48
 ColorOrder = Literal["RGB", "BGR"]
 
 
-def to_gray48(face, color_order: ColorOrder = "RGB") -> np.ndarray:
+def to_gray48(face: np.ndarray | Image.Image, color_order: ColorOrder = "RGB") -> np.ndarray:
     """Return `face` as a (48, 48) uint8 grayscale array.
 
     `face` is a PIL image, or an array: (H, W) grayscale, (H, W, 3) color or (H, W, 4) with alpha.

@@ -92,7 +92,7 @@ class LatestFrameReader:
 
     live = True
 
-    def __init__(self, capture, fps: float | None = None):
+    def __init__(self, capture: cv2.VideoCapture, fps: float | None = None) -> None:
         self.capture = capture
         fps = fps or (capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else 0)
         self.fps = fps if fps and 1 <= fps <= 240 else DEFAULT_FPS

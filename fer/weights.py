@@ -11,6 +11,7 @@ and checks the weights' sha256 against the card.
 import hashlib
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -130,7 +131,7 @@ def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn
     return model, card
 
 
-def _build(arch: str, labels, state_dict: dict, source: str) -> nn.Module:
+def _build(arch: str, labels: Sequence[str], state_dict: dict, source: str) -> nn.Module:
     try:
         check_labels(labels, source)
     except ValueError as error:

@@ -56,7 +56,7 @@ def _random_erase(pixels: torch.Tensor, config: AugmentConfig, generator: torch.
     batch, _, height, width = pixels.shape
     device = pixels.device
 
-    def rand(*shape):
+    def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, device=device, generator=generator)
 
     area = (rand(batch) * (config.erase_area[1] - config.erase_area[0]) + config.erase_area[0]) * height * width

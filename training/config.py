@@ -9,6 +9,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fer.errors import FerError, OneLineArgumentParser
 from fer.models import ARCHITECTURES
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     defaults = TrainConfig()
 
-    def option(flag: str, help: str = "", **kwargs) -> None:
+    def option(flag: str, help: str = "", **kwargs: Any) -> None:
         # Every argparse default is None so that only flags the user typed override --config; the
         # help shows TrainConfig's default instead.
         default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))

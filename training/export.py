@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from fer.card import InputSpec, Int8Variant, Metrics, ModelCard, Normalization, TtaMetrics
 from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
-from fer.onnx_runtime import INT8_SUFFIX
+from fer.onnx_runtime import INT8_SUFFIX, OnnxModel
 from fer.options import TTA_MODES
 from fer.preprocess import INPUT_SIZE
 from fer.weights import file_sha256, load_checkpoint, model_from_checkpoint, save_weights
@@ -88,7 +89,14 @@ def export_checkpoint(
     return ModelCard.read(card_path)
 
 
-def _validation_metrics(model, card, data, report, engine: str, onnx_model=None) -> dict[str, TtaMetrics]:
+def _validation_metrics(
+    model: nn.Module,
+    card: ModelCard,
+    data: str,
+    report: Callable[[str], None],
+    engine: str,
+    onnx_model: OnnxModel | None = None,
+) -> dict[str, TtaMetrics]:
     from fer.datasets import VALIDATION, load_splits, select_split
     from fer.metrics import evaluate_predictor
     from fer.predictor import Predictor
@@ -105,7 +113,9 @@ def _validation_metrics(model, card, data, report, engine: str, onnx_model=None)
     return metrics
 
 
-def _export_int8(model, card, onnx_path: Path, int8_path: Path, data: str, report) -> Int8Variant:
+def _export_int8(
+    model: nn.Module, card: ModelCard, onnx_path: Path, int8_path: Path, data: str, report: Callable[[str], None]
+) -> Int8Variant:
     """Write the int8 variant and return its card entry, with its own validation accuracy."""
     from fer.onnx_runtime import OnnxModel
     from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx

@@ -35,7 +35,7 @@ def quantize_onnx(float_path: Path, int8_path: Path, faces: np.ndarray) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Faces(CalibrationDataReader):
-        def __init__(self):
+        def __init__(self) -> None:
             starts = range(0, len(faces), CALIBRATION_BATCH)
             self.batches = iter(faces[start : start + CALIBRATION_BATCH] for start in starts)
 

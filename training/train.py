@@ -230,7 +230,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate_accuracy(model, images, labels, config, context) -> tuple[float, float]:
+def evaluate_accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, context: DistributedContext
+) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` on a split; each rank scores a disjoint shard."""
     model.eval()
     indices = torch.arange(context.rank, len(labels), context.world_size, device=images.device)

@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,8 +21,12 @@ import numpy as np
 from fer.drawing import draw_face, draw_status
 from fer.errors import FerError
 from fer.labels import EMOTIONS, emotion_shares
-from fer.live.tracking import FaceTracker
-from fer.video import open_reader, open_video_writer, parse_source
+from fer.live.tracking import FaceTracker, TrackedFace
+from fer.video import Frame, LatestFrameReader, VideoFileReader, open_reader, open_video_writer, parse_source
+
+if TYPE_CHECKING:  # only for annotations: the classifiers and windows are imported when used
+    from fer.live.classifiers import ApiClassifier, LocalClassifier
+    from fer.live.windows import OpenCvWindow, TkWindow
 
 TITLE = "fer: facial expression recognition"
 HELP_LINE = "q/Esc quit   space pause   s snapshot"
@@ -46,7 +51,7 @@ class DemoSettings:
     snapshot_dir: str = "."
 
 
-def make_classifier(settings: DemoSettings):  # -> LocalClassifier | ApiClassifier
+def make_classifier(settings: DemoSettings) -> "LocalClassifier | ApiClassifier":  # imported when used
     from fer.live.classifiers import ApiClassifier, LocalClassifier
 
     if settings.api:
@@ -124,7 +129,7 @@ def run_demo(settings: DemoSettings) -> int:
     return 0
 
 
-def _show_and_handle_keys(window, annotated: np.ndarray, snapshot_dir: str) -> str | None:
+def _show_and_handle_keys(window: "OpenCvWindow | TkWindow", annotated: np.ndarray, snapshot_dir: str) -> str | None:
     window.show(annotated)
     paused = False
     while True:
@@ -141,7 +146,7 @@ def _show_and_handle_keys(window, annotated: np.ndarray, snapshot_dir: str) -> s
             return None
 
 
-def _log_entry(frame, tracked) -> dict:
+def _log_entry(frame: Frame, tracked: list[TrackedFace]) -> dict:
     return {
         "frame": frame.index,
         "timestamp": round(frame.timestamp, 4),
@@ -159,7 +164,14 @@ def _log_entry(frame, tracked) -> dict:
     }
 
 
-def _print_summary(frames, faces, seconds, emotion_counts, reader, settings: DemoSettings) -> None:
+def _print_summary(
+    frames: int,
+    faces: int,
+    seconds: float,
+    emotion_counts: Counter[str],
+    reader: VideoFileReader | LatestFrameReader,
+    settings: DemoSettings,
+) -> None:
     fps = frames / seconds if seconds > 0 else 0.0
     print(
         f"frames {frames}, faces {faces}, mean {fps:.1f} FPS" + (f", dropped {reader.dropped}" if reader.live else "")

@@ -70,7 +70,7 @@ class TkWindow:
         self.root.destroy()
 
 
-def open_window(title: str):
+def open_window(title: str) -> OpenCvWindow | TkWindow:
     if opencv_has_gui():
         return OpenCvWindow(title)
     try:
