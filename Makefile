@@ -31,7 +31,7 @@ run: $(STAMP)
 # with AdamW, which learns faster than the flagship's SGD in so few steps (about 46% on validation,
 # against 25% for a constant answer), then `fer evaluate` of it and of the shipped model.
 train-demo: $(STAMP)
-	$(PY) -m training.train --data $(DATA) --arch vgg_slim --epochs 2 --max-samples 18000 --optimizer adamw --lr 0.002 --out runs/demo
+	$(PY) -m training.train --data $(DATA) --arch vgg_slim --epochs 2 --max-samples 18000 --optimizer adamw --lr 0.002 --out runs/demo --overwrite
 	$(VENV)/bin/fer evaluate $(DATA) --split validation --weights runs/demo/best.pt
 	$(VENV)/bin/fer evaluate $(DATA) --split validation
 

@@ -94,11 +94,53 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, ModelC
     return _build(card.arch, card.labels, state_dict, str(tensors_path)), card
 
 
+CHECKSUM_KEY = "checksum"  # sha256 of a checkpoint's contents (content_digest), saved inside it
+
+
+def content_digest(value: object) -> str:
+    """sha256 of a checkpoint's contents: every tensor's dtype, shape and bytes and every plain value,
+    walked in a fixed order, so the same contents give the same digest after a save and a load."""
+    digest = hashlib.sha256()
+
+    def walk(item: object) -> None:
+        if isinstance(item, torch.Tensor):
+            flat = item.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"tensor {item.dtype} {tuple(item.shape)}:".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        elif isinstance(item, dict):
+            digest.update(f"dict {len(item)}:".encode())
+            for key in sorted(item, key=repr):
+                digest.update(f"{key!r}=".encode())
+                walk(item[key])
+        elif isinstance(item, (list, tuple)):
+            digest.update(f"{type(item).__name__} {len(item)}:".encode())
+            for element in item:
+                walk(element)
+        else:
+            digest.update(f"{type(item).__name__} {item!r};".encode())
+
+    walk(value)
+    return digest.hexdigest()
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """A training checkpoint's contents, read with `weights_only=True`: tensors and plain data only."""
+    """A training checkpoint's contents, read with `weights_only=True`: tensors and plain data only.
+    A checkpoint that carries a checksum (fer writes one since 2026-11-24) must match it: damaged
+    bytes inside a tensor would otherwise load as wrong, or NaN, weights without a word."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no checkpoint at {path}")
+    checkpoint = _read_checkpoint(path)
+    expected = checkpoint.pop(CHECKSUM_KEY, None) if isinstance(checkpoint, dict) else None
+    if expected is not None and content_digest(checkpoint) != expected:
+        raise WeightsError(
+            f"{path} is damaged: its contents do not match the checksum saved with it (a disk or copy error); "
+            "use another checkpoint, such as last.pt or best.pt of the same run"
+        )
+    return checkpoint
+
+
+def _read_checkpoint(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -146,4 +188,10 @@ def _build(arch: str, labels: Sequence[str], state_dict: dict, source: str) -> n
     except RuntimeError as error:
         first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
         raise WeightsError(f"the weights in {source} do not fit architecture {arch!r}: {first}") from None
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"the weights in {source} are not finite (NaN or infinity in {name}): the training run "
+                "diverged or the file is damaged; use an earlier checkpoint"
+            )
     return model.eval()

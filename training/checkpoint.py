@@ -3,7 +3,8 @@
 A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one with `os.replace`, which is atomic on POSIX and Windows: killing the process at any
 moment leaves either the old checkpoint or the new one, never half of one. Loading uses
-`torch.load(weights_only=True)` (`fer.weights.load_checkpoint`), which refuses to unpickle objects.
+`torch.load(weights_only=True)` (`fer.weights.load_checkpoint`), which refuses to unpickle objects,
+and checks the checksum saved inside: bytes damaged later, on disk or in a copy, are refused.
 """
 
 import os
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import torch
 
-from fer.weights import give_default_permissions
+from fer.weights import CHECKSUM_KEY, content_digest, give_default_permissions
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Write `state` with a checksum of its contents, which every load verifies."""
+    state = {**state, CHECKSUM_KEY: content_digest(state)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)

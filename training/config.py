@@ -7,6 +7,7 @@ The resolved configuration is saved with every run (`config.json`) and inside ev
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class TrainConfig:
     max_samples: int | None = None  # stratified training subset, for smoke runs
     out: str = "runs/train"  # receives last.pt, best.pt, config.json, metrics.jsonl, tensorboard/
     resume: bool = False  # continue from OUT/last.pt with the same schedule
+    overwrite: bool = False  # replace the run already in OUT (without it, or --resume, fer refuses)
     seed: int = 0
     eval_batch_size: int = 512
     compile: bool = False  # torch.compile the model (worth it on GPUs for long runs)
@@ -61,8 +63,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise FerError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise FerError("--lr must be positive")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise FerError(f"--lr must be a positive number, not {self.lr}")
+        for name in ("weight_decay", "mix_alpha", "momentum", "label_smoothing", "grad_clip", "warmup_epochs"):
+            if not math.isfinite(getattr(self, name)):
+                raise FerError(f"--{name.replace('_', '-')} must be a finite number, not {getattr(self, name)}")
+        if self.seed < 0:
+            raise FerError(f"--seed must be 0 or more, not {self.seed}")
+        if self.resume and self.overwrite:
+            raise FerError("--resume continues the run in --out and --overwrite replaces it: choose one")
         if self.max_samples is not None and self.max_samples < 1:
             raise FerError("--max-samples must be at least 1")
 
@@ -113,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--max-samples", "stratified training subset (smoke runs)", type=int)
     option("--out", "run folder")
     option("--resume", "continue from OUT/last.pt", action="store_true", default=None)
+    option("--overwrite", "replace the run already in OUT", action="store_true", default=None)
     option("--seed", type=int)
     option("--compile", "torch.compile the model", action="store_true", default=None)
     parser.add_argument("--config", help="JSON file of TrainConfig fields (a run's config.json works)")

@@ -17,6 +17,7 @@ device. The EMA of the weights is evaluated on the validation split (PublicTest)
 
 import logging
 import random
+import shutil
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -51,7 +52,11 @@ log = logging.getLogger("training")
 
 # Config fields that may differ when resuming; every other field comes from the checkpoint so that
 # the resumed run follows the same schedule.
-RESUME_MAY_CHANGE = ("data", "out", "device", "resume", "compile", "dist_timeout_minutes", "eval_batch_size")
+RESUME_MAY_CHANGE = (
+    "data", "out", "device", "resume", "overwrite", "compile", "dist_timeout_minutes", "eval_batch_size"
+)  # fmt: skip
+# What makes a folder hold a run: fer never writes over these without --resume or --overwrite.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +93,9 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     out = Path(config.out)
     if not context.is_main:
         log.setLevel(logging.WARNING)
+
+    # ------------------------------------------------------------ the run folder is ours to write?
+    _claim_run_folder(out, config, context)
 
     # ------------------------------------------------------------ resume: the checkpoint's config wins
     checkpoint = None
@@ -126,7 +134,9 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     # ------------------------------------------------------------ run folder (rank 0 writes everything)
     run_log = None
     if context.is_main:
-        run_log = RunLog(out, config, resumed_after=state.epoch if checkpoint is not None else None)
+        # Resumed, metrics.jsonl keeps only what the checkpoint holds (nothing, when there was no last.pt).
+        resuming = checkpoint is not None or config.resume or restarted_by_torchrun()
+        run_log = RunLog(out, config, resumed_after=state.epoch if resuming else None)
         log.info(
             f"training {config.arch} on {len(train_set)} images ({len(val_set)} validation), "
             f"{context.world_size} process(es) on {device.type}, amp {config.amp}, "
@@ -156,9 +166,11 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
                 lr=state.scheduler.get_last_lr()[0],
             )
             saved = state.checkpoint(config, val_accuracy)
-            save_checkpoint(saved, out / "last.pt")
+            # best.pt first: killed between the two saves, last.pt still says the older best, so the
+            # resumed run replays this epoch, finds it better again and writes both.
             if improved:
                 save_checkpoint(saved, out / "best.pt")
+            save_checkpoint(saved, out / "last.pt")
         barrier(context)  # no rank starts the next epoch (or exits) before the checkpoint exists
 
     if run_log is not None:
@@ -215,6 +227,13 @@ def train_one_epoch(
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()  # against each face's own label, also when mixed
         seen += len(y)
+        if (step % 10 == 9 or step == steps - 1) and not bool(torch.isfinite(loss_sum)):
+            # A GPU sync every 10 steps: a diverged run stops within 10 steps, before any checkpoint.
+            raise FerError(
+                f"the training loss became {loss_sum.item() / seen} in epoch {epoch + 1} (by step {step + 1}, "
+                f"learning rate {state.scheduler.get_last_lr()[0]:.3g}); nothing of this epoch was saved. "
+                f"Try a lower --lr (this run: {config.lr}), or --amp off"
+            )
         if progress is not None and (step % 10 == 9 or step == steps - 1):
             # .item() waits for the GPU: only every 10 steps, only on rank 0.
             elapsed = time.perf_counter() - step_start
@@ -258,6 +277,28 @@ def autocast_context(amp: str, device: torch.device) -> AbstractContextManager:
         return nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _claim_run_folder(out: Path, config: TrainConfig, context: DistributedContext) -> None:
+    """Refuse to write over a run that is already in `out`, unless told to continue it (--resume,
+    or a worker restarted by torchrun) or to replace it (--overwrite)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return
+    if config.overwrite:
+        if context.is_main:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "tensorboard", ignore_errors=True)
+            log.info(f"--overwrite: removed the run that was in {out} ({', '.join(found)})")
+        barrier(context)  # no rank looks at the folder before it is empty
+        return
+    if config.resume or restarted_by_torchrun():
+        return  # from last.pt; without one, the run died before its first checkpoint and starts anew
+    raise FerError(
+        f"{out} already holds a run ({', '.join(found)}): --resume continues it, --overwrite replaces it, "
+        "or choose another --out"
+    )
 
 
 def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:

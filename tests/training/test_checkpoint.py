@@ -99,3 +99,59 @@ def test_checkpoints_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "last.pt").stat().st_mode) == mode
+
+
+# ---------------------------------------------------------------- damaged bytes and non-finite weights
+
+
+def _checkpoint_of(model: torch.nn.Module) -> dict:
+    from fer.labels import EMOTIONS
+
+    state = model.state_dict()
+    return {"arch": "vgg_slim", "labels": list(EMOTIONS), "ema": {"module": state, "updates": 1}, "epoch": 1}
+
+
+def test_damaged_bytes_inside_a_tensor_are_refused_on_every_load(tmp_path, kaggle_zip):
+    from fer.models import build_model
+
+    model = build_model("vgg_slim")
+    save_checkpoint(_checkpoint_of(model), tmp_path / "best.pt")
+    data = bytearray((tmp_path / "best.pt").read_bytes())
+    # The largest layer: torch checks the zip's CRC of small records when it reads them, but not of
+    # large ones (they are mapped, not copied), which is how damage there used to load as weights.
+    largest = max(model.state_dict().values(), key=lambda tensor: tensor.numel()).numpy().tobytes()
+    at = data.find(largest[len(largest) // 2 : len(largest) // 2 + 64])  # stored uncompressed in the zip
+    assert at > 0
+    data[at : at + 64] = bytes(64)  # a run of zeros where weights were: still a readable torch file
+    (tmp_path / "best.pt").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="is damaged: its contents do not match the checksum"):
+        load_checkpoint(tmp_path / "best.pt")
+    result = run_python("-m", "fer_cli", "evaluate", str(kaggle_zip), "--weights", str(tmp_path / "best.pt"))
+    assert result.returncode == 2 and "is damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_checkpoints_written_before_checksums_still_load(tmp_path):
+    torch.save({"epoch": 3, "model": {"w": torch.ones(2)}}, tmp_path / "old.pt")  # no checksum inside
+    assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 3
+
+
+def test_the_checksum_covers_every_value_not_only_tensors(tmp_path):
+    save_checkpoint({"epoch": 3, "config": {"lr": 0.1}}, tmp_path / "last.pt")
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    saved["config"]["lr"] = 0.2  # rewritten with torch itself, keeping the old checksum
+    torch.save(saved, tmp_path / "last.pt")
+    with pytest.raises(WeightsError, match="is damaged"):
+        load_checkpoint(tmp_path / "last.pt")
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    from fer.models import build_model
+    from fer.weights import load_model
+
+    model = build_model("vgg_slim")
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))  # a diverged run's EMA, saved intact
+    save_checkpoint(_checkpoint_of(model), tmp_path / "diverged.pt")
+    with pytest.raises(WeightsError, match="are not finite .NaN or infinity in"):
+        load_model(tmp_path / "diverged.pt")

@@ -282,6 +282,11 @@ def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
         (["--data", "{zip}", "--batch-size", "1000"], "fewer than one batch"),
         (["--data", "{zip}", "--epochs", "0"], "--epochs must be at least 1"),
         (["--data", "{zip}", "--mix", "mixup", "--mix-alpha", "0"], "--mix-alpha must be positive"),
+        (["--data", "{zip}", "--lr", "nan"], "--lr must be a positive number, not nan"),
+        (["--data", "{zip}", "--lr", "inf"], "--lr must be a positive number, not inf"),
+        (["--data", "{zip}", "--weight-decay", "nan"], "--weight-decay must be a finite number"),
+        (["--data", "{zip}", "--seed", "-1"], "--seed must be 0 or more, not -1"),
+        (["--data", "{zip}", "--resume", "--overwrite"], "choose one"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(kaggle_zip, tmp_path, args, message):
@@ -346,3 +351,88 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(kaggle_zip, tmp_path):
     assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2", "--resume")).returncode == 0
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+# ---------------------------------------------------------------- runs that never lie (issue 17)
+
+
+def test_a_diverging_run_stops_with_one_line_before_saving_anything(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2", "--lr", "1e30"))
+    assert result.returncode == 2, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "the training loss became" in line and "in epoch 1" in line and "Try a lower --lr (this run: 1e+30)" in line
+    assert "Traceback" not in result.stderr
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
+
+
+def test_a_finished_run_is_never_overwritten_without_being_asked(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    first = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1"))
+    assert first.returncode == 0, first.stderr
+    best, metrics = (out / "best.pt").read_bytes(), (out / "metrics.jsonl").read_text()
+
+    again = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--seed", "1"))
+    assert again.returncode == 2
+    assert f"{out} already holds a run (last.pt, best.pt, metrics.jsonl): --resume continues it" in again.stderr
+    assert (out / "best.pt").read_bytes() == best and (out / "metrics.jsonl").read_text() == metrics
+
+    replaced = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--overwrite"))
+    assert replaced.returncode == 0, replaced.stderr
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1]  # the log describes exactly the run in the folder
+
+
+def test_resume_before_the_first_checkpoint_starts_anew_with_a_clean_log(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()  # a run killed after logging epoch 1, before its first checkpoint was written
+    (out / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.5}) + "\n")
+    result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--resume"))
+    assert result.returncode == 0, result.stderr
+    assert "starting from scratch" in result.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1] and rows[0]["val_accuracy"] != 0.5
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: raised at a save point, it ends the run there (saves are atomic, so the files
+    on disk are what a kill at that moment leaves)."""
+
+
+@pytest.mark.parametrize("save_point", ["before best.pt", "after best.pt", "after last.pt"])
+def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(kaggle_zip, tmp_path, monkeypatch, save_point):
+    import training.train as train_module
+
+    def config(out, resume=False):
+        return TrainConfig(
+            data=str(kaggle_zip), arch="vgg_slim", epochs=2, batch_size=16, device="cpu", out=str(out), resume=resume
+        )
+
+    train_module.train(config(tmp_path / "straight"))
+    real_save = train_module.save_checkpoint
+    when, name = save_point.split(" ")
+
+    def save_then_maybe_die(state, path):
+        if when == "before" and path.name == name and state["epoch"] == 1:
+            raise Killed
+        real_save(state, path)
+        if when == "after" and path.name == name and state["epoch"] == 1:
+            raise Killed
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_maybe_die)
+    with pytest.raises(Killed):
+        train_module.train(config(tmp_path / "killed"))
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    train_module.train(config(tmp_path / "killed", resume=True))
+
+    for folder in ("straight", "killed"):
+        best, last = load_checkpoint(tmp_path / folder / "best.pt"), load_checkpoint(tmp_path / folder / "last.pt")
+        assert last["best_accuracy"] == best["val_accuracy"], folder  # last.pt names the best that best.pt holds
+    straight, killed = (
+        load_checkpoint(tmp_path / "straight" / "best.pt"),
+        load_checkpoint(tmp_path / "killed" / "best.pt"),
+    )
+    assert straight["epoch"] == killed["epoch"]
+    assert_same_weights(straight["ema"]["module"], killed["ema"]["module"])
+    rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
