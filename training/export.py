@@ -12,6 +12,7 @@ in 0..255 and returns logits; its outputs are checked against PyTorch's before t
 import datetime
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,7 @@ def export_checkpoint(
     """Write the weights, card and (optionally) ONNX file; return the card as written. `report` hears each step as
     it finishes (with --data an export takes minutes on a CPU: six validation passes and a calibration)."""
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
+    _check_writable(prefix.parent)  # before minutes of measuring, not after
     checkpoint = load_checkpoint(checkpoint_path)
     model, _ = model_from_checkpoint(checkpoint, checkpoint_path)  # the EMA weights, arch and labels checked
     config = checkpoint.get("config", {})
@@ -154,6 +156,15 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
     actual = session.run(["logits"], {"pixels": check.numpy()})[0]
     if not np.allclose(actual, expected, atol=ONNX_TOLERANCE):
         raise WeightsError(f"the ONNX export {path} differs from PyTorch by {np.abs(actual - expected).max():.2e}")
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise WeightsError(f"cannot write the export to {folder}: {error.strerror or error}") from None
 
 
 def _git_commit() -> str | None:

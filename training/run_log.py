@@ -22,6 +22,8 @@ class RunLog:
         """`resumed_after`: the epoch the run resumes after (None for a fresh run)."""
         self.out, self.config = out, config
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.pt.*.tmp"):  # a save that was killed half-way (training/checkpoint.py)
+            stale.unlink(missing_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         elapsed_before = cpu_before = 0.0
         if resumed_after is not None:
@@ -64,7 +66,7 @@ def _time_logged_before(path: Path) -> tuple[float, float]:
     before cpu_seconds existed count their CPU time from the resume on."""
     if not path.exists():
         return 0.0, 0.0
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = _readable_rows(path)
     if not rows:
         return 0.0, 0.0
     return float(rows[-1].get("elapsed_seconds", 0.0)), float(rows[-1].get("cpu_seconds", 0.0))
@@ -74,10 +76,23 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
     """A crash between logging an epoch and checkpointing it would log that epoch twice on resume."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line)["epoch"] <= epoch]
-    if len(kept) != len(rows):
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [json.dumps(row) for row in _readable_rows(path) if row["epoch"] <= epoch]
+    if len(kept) != len(lines):
         path.write_text("".join(line + "\n" for line in kept))
+
+
+def _readable_rows(path: Path) -> list[dict]:
+    """The rows of metrics.jsonl, without a line a kill left half-written (it can only be the last)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            rows.append(row)
+    return rows
 
 
 def _tensorboard_writer(out: Path):  # -> SummaryWriter; imported here: it is slow to import

@@ -155,3 +155,22 @@ def test_weights_that_are_not_finite_are_refused(tmp_path):
     save_checkpoint(_checkpoint_of(model), tmp_path / "diverged.pt")
     with pytest.raises(WeightsError, match="are not finite .NaN or infinity in"):
         load_model(tmp_path / "diverged.pt")
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_the_old_checkpoint_stays(tmp_path, monkeypatch):
+    import errno
+
+    from fer.errors import FerError
+
+    save_checkpoint({"epoch": 1}, tmp_path / "last.pt")
+
+    def write_until_the_disk_is_full(state, handle):
+        handle.write(b"x" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", write_until_the_disk_is_full)
+    with pytest.raises(FerError, match=r"cannot write .*last\.pt: the disk is full \(\d+ MiB free in .*any earlier"):
+        save_checkpoint({"epoch": 2}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # the half-written temporary file is gone

@@ -8,6 +8,7 @@ import torch
 from fer.errors import WeightsError
 from fer.options import TTA_MODES
 from fer.weights import file_sha256, load_checkpoint, load_model
+from tests.conftest import run_python
 from training.export import export_checkpoint
 
 
@@ -78,3 +79,12 @@ def test_exported_files_are_readable_by_other_users(trained_checkpoint, tmp_path
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
     assert set(modes) == {"mine.safetensors", "mine.json", "mine.onnx"}
     assert set(modes.values()) == {0o644}, modes
+
+
+def test_exporting_where_nothing_can_be_written_fails_first_in_one_line(trained_checkpoint, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_python("-m", "fer_cli", "export", str(trained_checkpoint), "--out", str(blocker / "sub" / "m"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"fer: error: cannot write the export to {blocker / 'sub'}: ")
+    assert len(result.stderr.strip().splitlines()) == 1

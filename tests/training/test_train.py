@@ -436,3 +436,15 @@ def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(kaggle_zip, 
     assert_same_weights(straight["ema"]["module"], killed["ema"]["module"])
     rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
+
+
+def test_resume_survives_a_half_written_log_line_and_a_killed_save(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2")).returncode == 0
+    with open(out / "metrics.jsonl", "a") as log:
+        log.write('{"epoch": 3, "train_lo')  # killed while writing the next epoch's line
+    (out / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # killed while saving
+    resumed = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert not list(out.glob(".*.tmp"))
