@@ -95,20 +95,33 @@ def stratified_subset(data: LabeledImages, max_samples: int, seed: int) -> Label
     """Exactly `max_samples` examples (or all) keeping each class's share (for smoke runs)."""
     if max_samples >= len(data):
         return data
+    keep = _stratified_indices(data, max_samples, seed)
+    return LabeledImages(data.images[keep], data.labels[keep])
+
+
+def hold_out(data: LabeledImages, fraction: float, seed: int) -> tuple[LabeledImages, LabeledImages]:
+    """(train, validation): a seeded, stratified `fraction` of `data` held out for validation, for
+    datasets without a validation split of their own (emotion folders, a CSV without Usage), so
+    that the checkpoint is never chosen on the faces it trained on."""
+    held = np.zeros(len(data), dtype=bool)
+    held[_stratified_indices(data, max(1, round(fraction * len(data))), seed)] = True
+    return LabeledImages(data.images[~held], data.labels[~held]), LabeledImages(data.images[held], data.labels[held])
+
+
+def _stratified_indices(data: LabeledImages, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     counts = np.bincount(data.labels, minlength=NUM_CLASSES)
     # Largest remainders: each class gets the floor of its share, and the places rounding left over
-    # go to the classes with the largest fractions, so the total is exactly max_samples.
-    shares = counts * max_samples / len(data)
+    # go to the classes with the largest fractions, so the total is exactly `count`.
+    shares = counts * count / len(data)
     takes = np.floor(shares).astype(int)
-    leftover = max_samples - int(takes.sum())
+    leftover = count - int(takes.sum())
     takes[np.argsort(-(shares - takes), kind="stable")[:leftover]] += 1
     chosen = []
     for label in range(NUM_CLASSES):
         members = np.flatnonzero(data.labels == label)
         chosen.append(rng.choice(members, size=min(int(takes[label]), len(members)), replace=False))
-    keep = np.sort(np.concatenate(chosen))
-    return LabeledImages(data.images[keep], data.labels[keep])
+    return np.sort(np.concatenate(chosen))
 
 
 # ---------------------------------------------------------------- decoding
@@ -199,7 +212,7 @@ def _read_csv(path: Path) -> dict[str, LabeledImages]:
     pixels: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
     bad, total = [], 0
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not a column
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         if "emotion" not in header or "pixels" not in header:
@@ -208,42 +221,53 @@ def _read_csv(path: Path) -> dict[str, LabeledImages]:
         usage_at = header.index("Usage") if "Usage" in header else None
         for line, row in enumerate(reader, start=2):
             total += 1
-            face, label, split = _parse_csv_row(row, emotion_at, pixels_at, usage_at)
+            face, label, split, problem = _parse_csv_row(row, emotion_at, pixels_at, usage_at)
             if face is None:
-                bad.append(f"line {line}")
+                bad.append(f"line {line} ({problem})")
                 continue
             pixels.setdefault(split, []).append(face)
             labels.setdefault(split, []).append(label)
     if total == 0:
         raise DataError(f"{path} has a header but no rows")
-    _check_bad(path, bad, total)
+    _check_bad(path, bad, total, "rows")
     return {split: _stack(pixels[split], labels[split]) for split in pixels}
 
 
 def _parse_csv_row(
     row: list[str], emotion_at: int, pixels_at: int, usage_at: int | None
-) -> tuple[np.ndarray, int, str] | tuple[None, None, None]:
+) -> tuple[np.ndarray, int, str, None] | tuple[None, None, None, str]:
+    """(face, label, split, None), or (None, None, None, what is wrong with the row)."""
+    if len(row) <= max(emotion_at, pixels_at, usage_at if usage_at is not None else 0):
+        return None, None, None, f"{len(row)} columns"
     try:
         label = int(row[emotion_at])
+    except ValueError:
+        return None, None, None, f"emotion {row[emotion_at]!r} is not a number"
+    try:
         values = np.array(row[pixels_at].split(), dtype=np.int64)
-        split = CSV_USAGE_TO_SPLIT[row[usage_at].strip()] if usage_at is not None else ALL
-    except (IndexError, ValueError, KeyError):
-        return None, None, None
-    if not 0 <= label < NUM_CLASSES or values.size != INPUT_SIZE * INPUT_SIZE:
-        return None, None, None
+    except ValueError:
+        return None, None, None, "pixels that are not whole numbers"
+    usage = row[usage_at].strip() if usage_at is not None else None
+    if usage is not None and usage not in CSV_USAGE_TO_SPLIT:
+        return None, None, None, f"Usage {usage!r} is not one of {', '.join(CSV_USAGE_TO_SPLIT)}"
+    if not 0 <= label < NUM_CLASSES:
+        return None, None, None, f"emotion {label} is not 0-{NUM_CLASSES - 1}"
+    if values.size != INPUT_SIZE * INPUT_SIZE:
+        return None, None, None, f"{values.size} pixels instead of {INPUT_SIZE * INPUT_SIZE}"
     if values.min() < 0 or values.max() > 255:
-        return None, None, None
-    return values.astype(np.uint8).reshape(INPUT_SIZE, INPUT_SIZE), label, split
+        return None, None, None, "pixels outside 0-255"
+    split = CSV_USAGE_TO_SPLIT[usage] if usage is not None else ALL
+    return values.astype(np.uint8).reshape(INPUT_SIZE, INPUT_SIZE), label, split, None
 
 
-def _check_bad(source: Path, bad: list[str], total: int) -> None:
+def _check_bad(source: Path, bad: list[str], total: int, what: str = "images") -> None:
     if not bad:
         return
     shown = ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
-    log.warning("skipped %d unreadable images of %d in %s: %s", len(bad), total, source, shown)
+    log.warning("skipped %d unreadable %s of %d in %s: %s", len(bad), what, total, source, shown)
     if len(bad) > MAX_BAD_FRACTION * total:
         raise DataError(
-            f"{len(bad)} of {total} images in {source} are unreadable (more than {MAX_BAD_FRACTION:.0%}); "
+            f"{len(bad)} of {total} {what} in {source} are unreadable (more than {MAX_BAD_FRACTION:.0%}); "
             f"first: {bad[0]}"
         )
 

@@ -67,7 +67,53 @@ def test_csv_bad_rows_are_skipped_and_counted(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         splits = load_splits(path)
     assert len(splits[TRAIN]) == 200
-    assert "skipped 1 unreadable images of 201" in caplog.text and "line 202" in caplog.text
+    assert "skipped 1 unreadable rows of 201" in caplog.text and "line 202 (3 pixels instead of 2304)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ("x,1 2,Training", "emotion 'x' is not a number"),
+        ("9," + " ".join(["1"] * 2304) + ",Training", "emotion 9 is not 0-6"),
+        ("3," + " ".join(["1"] * 2303) + " 300,Training", "pixels outside 0-255"),
+        ("3,1 2 a,Training", "pixels that are not whole numbers"),
+        ("3," + " ".join(["1"] * 2304) + ",Validation", "Usage 'Validation' is not one of Training, PublicTest"),
+        ("3", "1 columns"),
+    ],
+)
+def test_each_bad_csv_row_says_what_is_wrong_with_it(tmp_path, caplog, row, reason):
+    path = write_csv(tmp_path / "fer2013.csv", {"Training": 200})
+    with open(path, "a") as handle:
+        handle.write(row + "\n")
+    with caplog.at_level(logging.WARNING):
+        load_splits(path)
+    assert f"line 202 ({reason}" in caplog.text
+
+
+def test_a_csv_that_starts_with_a_byte_order_mark_reads(tmp_path):
+    plain = write_csv(tmp_path / "plain.csv", {"Training": 14, "PublicTest": 7})
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # as Excel saves "CSV UTF-8"
+    assert {name: len(split) for name, split in load_splits(marked).items()} == {TRAIN: 14, VALIDATION: 7}
+
+
+def test_hold_out_is_seeded_stratified_and_disjoint():
+    from fer.datasets import LabeledImages, hold_out
+
+    labels = np.repeat(np.arange(7), [40, 10, 40, 80, 50, 30, 50])  # 300 faces, FER2013-like shares
+    images = np.zeros((300, 48, 48), dtype=np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.divmod(np.arange(300), 256)  # each face's number in two pixels
+    data = LabeledImages(images, labels.astype(np.int64))
+
+    def ids(split):
+        return set((split.images[:, 0, 0].astype(int) * 256 + split.images[:, 0, 1]).tolist())
+
+    train, held = hold_out(data, 0.1, seed=3)
+    assert len(held) == 30 and len(train) == 270
+    assert np.bincount(held.labels, minlength=7).tolist() == [4, 1, 4, 8, 5, 3, 5]  # each class's share
+    assert not ids(held) & ids(train) and len(ids(held) | ids(train)) == 300  # each face on one side
+    again, _ = hold_out(data, 0.1, seed=3)
+    assert np.array_equal(again.labels, train.labels) and np.array_equal(again.images, train.images)
 
 
 def test_plain_emotion_folders_become_one_split(tmp_path):

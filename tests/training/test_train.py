@@ -448,3 +448,24 @@ def test_resume_survives_a_half_written_log_line_and_a_killed_save(kaggle_zip, t
     assert resumed.returncode == 0, resumed.stderr
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_dataset_without_a_validation_split_holds_faces_out_instead_of_reusing_them(tmp_path, caplog):
+    """Emotion folders have no validation split: the trainer holds out 10% and says so, warns about a
+    class with no faces, and warns that fp16 on a CPU is slow."""
+    import logging
+
+    from tests.conftest import kaggle_files, write_tree
+    from training.train import train
+
+    files = {name.split("/", 1)[1]: blob for name, blob in kaggle_files(20, 0, 0).items()}
+    files = {name: blob for name, blob in files.items() if not name.startswith("disgust/")}
+    folders = write_tree(tmp_path / "my_faces", files)  # 6 emotions x 20 faces
+    config = TrainConfig(
+        data=str(folders), arch="vgg_slim", epochs=1, batch_size=16, device="cpu", out=str(tmp_path / "run"), amp="fp16"
+    )
+    with caplog.at_level(logging.INFO, logger="training"):
+        train(config)
+    assert "has no validation split: holding out 12 faces (10%, stratified, seed 0)" in caplog.text
+    assert "training vgg_slim on 108 images (12 validation)" in caplog.text
+    assert "no training faces of disgust" in caplog.text and "--amp fp16 on a CPU" in caplog.text
