@@ -143,4 +143,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     values.update({key: value for key, value in args.items() if value is not None})
     config = TrainConfig.from_dict(values)
     config.validate()
+    # Which settings the user gave (a flag or --config), so that a resumed run can tell "--epochs 60
+    # typed" from "60, the default" (training.train reads it; it is not a setting, so never saved).
+    config.given = frozenset(values)
     return config

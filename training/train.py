@@ -16,6 +16,7 @@ device. The EMA of the weights is evaluated on the validation split (PublicTest)
 """
 
 import logging
+import math
 import random
 import shutil
 import sys
@@ -324,17 +325,39 @@ def _claim_run_folder(out: Path, config: TrainConfig, context: DistributedContex
 
 
 def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:
+    """The checkpoint's settings, except those a resumed run may change, and except --epochs when it
+    asks a finished run for more: then the run is extended (see _extend)."""
     saved = TrainConfig.from_dict(checkpoint["config"])
+    given = getattr(requested, "given", None)  # None: a TrainConfig built in code means every field
+
+    def asked_for(name: str) -> bool:
+        return given is None or name in given
+
+    if asked_for("epochs") and requested.epochs > saved.epochs and checkpoint["epoch"] >= saved.epochs:
+        _extend(saved, requested.epochs)
     ignored = [
         name
         for name, value in requested.to_dict().items()
-        if name not in RESUME_MAY_CHANGE and value != saved.to_dict()[name]
+        if name not in RESUME_MAY_CHANGE and asked_for(name) and value != saved.to_dict()[name]
     ]
     if ignored:
         log.warning(f"resuming with the checkpoint's settings; ignoring changed {', '.join(ignored)}")
     for name in RESUME_MAY_CHANGE:
         setattr(saved, name, getattr(requested, name))
     return saved
+
+
+def _extend(saved: TrainConfig, epochs: int) -> None:
+    """A finished run trained for more epochs: the cosine schedule is stretched over the new total, so
+    the learning rate, which had decayed to 0, rises to where the longer schedule stands and decays
+    again. The result is not the run that --epochs N from the start would have given."""
+    warmup = min(saved.warmup_epochs, saved.epochs)
+    now = 0.5 * (1 + math.cos(math.pi * (saved.epochs - warmup) / max(epochs - warmup, 1e-9)))
+    log.info(
+        f"extending the finished run from {saved.epochs} to {epochs} epochs: the cosine schedule now spans "
+        f"{epochs} epochs, so the learning rate restarts at {now:.0%} of its peak and decays to 0 again"
+    )
+    saved.epochs = epochs
 
 
 def _progress_bar(steps: int, description: str, context: DistributedContext):

@@ -469,3 +469,26 @@ def test_a_dataset_without_a_validation_split_holds_faces_out_instead_of_reusing
     assert "has no validation split: holding out 12 faces (10%, stratified, seed 0)" in caplog.text
     assert "training vgg_slim on 108 images (12 validation)" in caplog.text
     assert "no training faces of disgust" in caplog.text and "--amp fp16 on a CPU" in caplog.text
+
+
+def test_a_finished_run_is_extended_only_when_asked_and_says_how(kaggle_zip, tmp_path, caplog):
+    import logging
+
+    from training.config import parse_config
+    from training.train import train
+
+    out = tmp_path / "run"
+    train(parse_config(train_args(kaggle_zip, out, "--epochs", "2")))
+    with caplog.at_level(logging.INFO, logger="training"):
+        train(parse_config(train_args(kaggle_zip, out, "--resume")))  # no --epochs typed: nothing to extend
+    assert "extending" not in caplog.text and "ignoring changed" not in caplog.text  # 60, the default, is not asked
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="training"):
+        train(parse_config(train_args(kaggle_zip, out, "--resume", "--epochs", "3")))
+    assert "extending the finished run from 2 to 3 epochs" in caplog.text
+    assert "the learning rate restarts at 50% of its peak" in caplog.text  # cos at (2-1)/(3-1) of the way
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    last = load_checkpoint(out / "last.pt")
+    assert last["epoch"] == 3 and last["config"]["epochs"] == 3
+    assert json.loads((out / "config.json").read_text())["epochs"] == 3
