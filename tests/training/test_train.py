@@ -367,9 +367,11 @@ def test_a_diverging_run_stops_with_one_line_before_saving_anything(kaggle_zip, 
 
 
 def test_a_finished_run_is_never_overwritten_without_being_asked(kaggle_zip, tmp_path):
-    out = tmp_path / "run"
-    first = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1"))
-    assert first.returncode == 0, first.stderr
+    from training.config import parse_config
+    from training.train import train
+
+    out = tmp_path / "run"  # the runs that succeed train in this process; the refusal goes through the CLI
+    train(parse_config(train_args(kaggle_zip, out, "--epochs", "1")))
     best, metrics = (out / "best.pt").read_bytes(), (out / "metrics.jsonl").read_text()
 
     again = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--seed", "1"))
@@ -377,8 +379,7 @@ def test_a_finished_run_is_never_overwritten_without_being_asked(kaggle_zip, tmp
     assert f"{out} already holds a run (last.pt, best.pt, metrics.jsonl): --resume continues it" in again.stderr
     assert (out / "best.pt").read_bytes() == best and (out / "metrics.jsonl").read_text() == metrics
 
-    replaced = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--overwrite"))
-    assert replaced.returncode == 0, replaced.stderr
+    train(parse_config(train_args(kaggle_zip, out, "--epochs", "1", "--overwrite")))
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1]  # the log describes exactly the run in the folder
 
@@ -399,16 +400,30 @@ class Killed(BaseException):
     on disk are what a kill at that moment leaves)."""
 
 
+def _two_epochs(data, out, resume=False) -> TrainConfig:
+    return TrainConfig(
+        data=str(data), arch="vgg_slim", epochs=2, batch_size=16, device="cpu", out=str(out), resume=resume
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(kaggle_zip, tmp_path_factory) -> Path:
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("straight")
+    train(_two_epochs(kaggle_zip, out))
+    return out
+
+
 @pytest.mark.parametrize("save_point", ["before best.pt", "after best.pt", "after last.pt"])
-def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(kaggle_zip, tmp_path, monkeypatch, save_point):
+def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(
+    kaggle_zip, tmp_path, monkeypatch, save_point, uninterrupted_run
+):
     import training.train as train_module
 
     def config(out, resume=False):
-        return TrainConfig(
-            data=str(kaggle_zip), arch="vgg_slim", epochs=2, batch_size=16, device="cpu", out=str(out), resume=resume
-        )
+        return _two_epochs(kaggle_zip, out, resume)
 
-    train_module.train(config(tmp_path / "straight"))
     real_save = train_module.save_checkpoint
     when, name = save_point.split(" ")
 
@@ -425,11 +440,11 @@ def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(kaggle_zip, 
     monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     train_module.train(config(tmp_path / "killed", resume=True))
 
-    for folder in ("straight", "killed"):
-        best, last = load_checkpoint(tmp_path / folder / "best.pt"), load_checkpoint(tmp_path / folder / "last.pt")
+    for folder in (uninterrupted_run, tmp_path / "killed"):
+        best, last = load_checkpoint(folder / "best.pt"), load_checkpoint(folder / "last.pt")
         assert last["best_accuracy"] == best["val_accuracy"], folder  # last.pt names the best that best.pt holds
     straight, killed = (
-        load_checkpoint(tmp_path / "straight" / "best.pt"),
+        load_checkpoint(uninterrupted_run / "best.pt"),
         load_checkpoint(tmp_path / "killed" / "best.pt"),
     )
     assert straight["epoch"] == killed["epoch"]
@@ -439,8 +454,11 @@ def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(kaggle_zip, 
 
 
 def test_resume_survives_a_half_written_log_line_and_a_killed_save(kaggle_zip, tmp_path):
+    from training.config import parse_config
+    from training.train import train
+
     out = tmp_path / "run"
-    assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2")).returncode == 0
+    train(parse_config(train_args(kaggle_zip, out, "--epochs", "2")))
     with open(out / "metrics.jsonl", "a") as log:
         log.write('{"epoch": 3, "train_lo')  # killed while writing the next epoch's line
     (out / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # killed while saving
