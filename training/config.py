@@ -17,6 +17,7 @@ from fer.models import ARCHITECTURES
 from training.augment import MIX_MODES, AugmentConfig
 
 AMP_MODES = ("bf16", "fp16", "off")
+DIST_BACKENDS = ("auto", "nccl", "gloo")
 
 
 @dataclass
@@ -45,6 +46,9 @@ class TrainConfig:
     eval_batch_size: int = 512
     compile: bool = False  # torch.compile the model (worth it on GPUs for long runs)
     dist_timeout_minutes: float = 10.0  # collective operations that hang longer than this fail
+    # auto: NCCL on GPUs, gloo on CPUs. gloo on GPUs lets several processes share one GPU, which
+    # NCCL refuses (scripts/gpu_check.py trains two processes on one GPU that way).
+    dist_backend: str = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -58,6 +62,8 @@ class TrainConfig:
             raise FerError(f"unknown --mix {self.mix!r}; choose from {', '.join(MIX_MODES)}")
         if not self.mix_alpha > 0:
             raise FerError("--mix-alpha must be positive")
+        if self.dist_backend not in DIST_BACKENDS:
+            raise FerError(f"unknown --dist-backend {self.dist_backend!r}; choose from {', '.join(DIST_BACKENDS)}")
         if self.optimizer not in ("sgd", "adamw"):
             raise FerError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -125,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--overwrite", "replace the run already in OUT", action="store_true", default=None)
     option("--seed", type=int)
     option("--compile", "torch.compile the model", action="store_true", default=None)
+    option("--dist-backend", "under torchrun: auto is NCCL on GPUs, gloo on CPUs", choices=DIST_BACKENDS)
     parser.add_argument("--config", help="JSON file of TrainConfig fields (a run's config.json works)")
     return parser
 

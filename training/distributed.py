@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from fer.device import resolve_device
+from fer.errors import FerError
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,12 @@ class DistributedContext:
     local_rank: int
     world_size: int
     device: torch.device
+    backend: str | None = None  # of the process group joined (nccl or gloo); None: running alone
 
     @property
     def is_distributed(self) -> bool:
-        return self.world_size > 1
+        """A process group exists: DDP wraps the model and metrics are reduced across ranks."""
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -31,16 +34,23 @@ class DistributedContext:
         return self.rank == 0
 
 
-def init_distributed(requested_device: str, timeout_minutes: float) -> DistributedContext:
-    """Join the process group torchrun describes in the environment (NCCL on GPU, gloo on CPU)."""
+def init_distributed(requested_device: str, timeout_minutes: float, backend: str = "auto") -> DistributedContext:
+    """Join the process group torchrun describes in the environment (`backend` auto: NCCL on GPU,
+    gloo on CPU). A process torchrun started joins one even alone (--nproc_per_node=1), so that the
+    one-GPU run takes the same NCCL and DDP path as eight; a process started without torchrun runs
+    alone without one."""
+    launched_by_torchrun = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(requested_device, local_rank)
-    if world_size > 1:
+    if launched_by_torchrun:
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        if backend == "auto":
+            backend = "nccl" if device.type == "cuda" else "gloo"
+        if backend == "nccl" and device.type != "cuda":
+            raise FerError(f"--dist-backend nccl needs CUDA GPUs, and this process runs on {device.type}")
         timeout = timedelta(minutes=timeout_minutes)
         # torchrun's env:// store can outlive a restart (--max-restarts): without a namespace per
         # attempt, a restarted rank may read a dead peer's address left by the previous attempt
@@ -53,8 +63,9 @@ def init_distributed(requested_device: str, timeout_minutes: float) -> Distribut
             rank=rank,
             world_size=world_size,
             timeout=timeout,
-            device_id=device if device.type == "cuda" else None,
+            device_id=device if backend == "nccl" else None,
         )
+        return DistributedContext(rank, local_rank, world_size, device, backend)
     return DistributedContext(rank, local_rank, world_size, device)
 
 

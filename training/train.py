@@ -63,7 +63,8 @@ log = logging.getLogger("training")
 # Config fields that may differ when resuming; every other field comes from the checkpoint so that
 # the resumed run follows the same schedule.
 RESUME_MAY_CHANGE = (
-    "data", "out", "device", "resume", "overwrite", "compile", "dist_timeout_minutes", "eval_batch_size"
+    "data", "out", "device", "resume", "overwrite", "compile", "dist_timeout_minutes", "dist_backend",
+    "eval_batch_size",
 )  # fmt: skip
 # What makes a folder hold a run: fer never writes over these without --resume or --overwrite.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config: TrainConfig) -> tuple[nn.Module, ExponentialMovingAverage]:
     """Run the whole training; return the final model and its EMA (the same on every rank)."""
-    context = init_distributed(config.device, config.dist_timeout_minutes)
+    context = init_distributed(config.device, config.dist_timeout_minutes, config.dist_backend)
     try:
         return _train(config, context)
     finally:
@@ -162,7 +163,8 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         run_log = RunLog(out, config, resumed_after=state.epoch if resuming else None)
         log.info(
             f"training {config.arch} on {len(train_set)} images ({len(val_set)} validation), "
-            f"{context.world_size} process(es) on {device.type}, amp {config.amp}, "
+            f"{context.world_size} process(es) on {device.type}"
+            f"{f' ({context.backend})' if context.backend else ''}, amp {config.amp}, "
             f"{steps_per_epoch} steps/epoch of {config.batch_size} x {context.world_size}"
         )
 
