@@ -1,12 +1,15 @@
 """Fixtures for the API tests: real images, a small trained model, an in-process TestClient factory
 and a real uvicorn server on loopback."""
 
+import asyncio
 import io
+import re
 import socket
 import threading
 import time
 from contextlib import contextmanager
 
+import httpx
 import numpy as np
 import pytest
 import uvicorn
@@ -76,6 +79,20 @@ class SlowPredictor(Predictor):
     def predict_pixels(self, pixels, tta=None):
         time.sleep(self.delay_s)
         return super().predict_pixels(pixels, tta)
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of the sample NAME (with its labels, if any) in a Prometheus /metrics text."""
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"{name} not in metrics"
+    return float(match.group(1))
+
+
+async def post_all(url: str, payloads: list[bytes], query: str = "detect=false") -> list[httpx.Response]:
+    """POST every payload to /v1/predict at once (one connection each); the responses in order."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        requests = [client.post(f"/v1/predict?{query}", files={"file": ("f.png", p)}) for p in payloads]
+        return await asyncio.gather(*requests)
 
 
 def free_port() -> int:

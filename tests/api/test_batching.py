@@ -1,33 +1,20 @@
 """Dynamic batching, backpressure and deadlines, against a real uvicorn server on loopback."""
 
 import asyncio
-import re
 
 import httpx
 import numpy as np
 import pytest
 
 from fer.labels import EMOTIONS
-from tests.api.conftest import SlowPredictor, encode
-
-
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    assert match, f"{name} not in metrics"
-    return float(match.group(1))
-
-
-async def _post_all(url: str, payloads: list[bytes], query: str = "detect=false") -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        requests = [client.post(f"/v1/predict?{query}", files={"file": ("f.png", p)}) for p in payloads]
-        return await asyncio.gather(*requests)
+from tests.api.conftest import SlowPredictor, encode, metric_value, post_all
 
 
 def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(live_server, small_predictor):
     url = live_server(max_batch_size=64, max_wait_ms=50)
     rng = np.random.default_rng(0)
     faces = [rng.integers(0, 256, size=(48, 48), dtype=np.uint8) for _ in range(64)]
-    responses = asyncio.run(_post_all(url, [encode(face, "PNG") for face in faces]))
+    responses = asyncio.run(post_all(url, [encode(face, "PNG") for face in faces]))
 
     assert [r.status_code for r in responses] == [200] * 64
     expected = small_predictor.predict_faces(faces)  # (64, 7), computed one by one in this process
@@ -36,16 +23,16 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(live_ser
         assert [scores[e] for e in EMOTIONS] == pytest.approx(row.tolist(), abs=1e-4)
 
     metrics = httpx.get(f"{url}/metrics").text
-    passes = _metric(metrics, "fer_batch_size_faces_count")
-    single_face_passes = _metric(metrics, 'fer_batch_size_faces_bucket{le="1.0"}')
-    assert _metric(metrics, "fer_batch_size_faces_sum") == 64
+    passes = metric_value(metrics, "fer_batch_size_faces_count")
+    single_face_passes = metric_value(metrics, 'fer_batch_size_faces_bucket{le="1.0"}')
+    assert metric_value(metrics, "fer_batch_size_faces_sum") == 64
     assert passes < 64 and single_face_passes < passes  # some forward passes held several requests' faces
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(live_server, small_predictor, astronaut):
     url = live_server(predictor=SlowPredictor(small_predictor, delay_s=0.5), max_queue=2, max_wait_ms=0)
     crop = encode(astronaut[60:170, 170:280], "PNG")
-    responses = asyncio.run(_post_all(url, [crop] * 12))
+    responses = asyncio.run(post_all(url, [crop] * 12))
 
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 503} and statuses.count(200) >= 2 and statuses.count(503) >= 1
@@ -54,7 +41,7 @@ def test_full_queue_answers_503_with_retry_after_at_once(live_server, small_pred
             assert response.headers["retry-after"] == "1"
             assert response.json()["error"]["code"] == "overloaded"
     metrics = httpx.get(f"{url}/metrics").text
-    assert _metric(metrics, 'fer_rejections_total{reason="overloaded"}') == statuses.count(503)
+    assert metric_value(metrics, 'fer_rejections_total{reason="overloaded"}') == statuses.count(503)
 
 
 def test_request_past_its_deadline_gets_504_and_frees_its_slot(live_server, small_predictor, astronaut):
@@ -62,7 +49,7 @@ def test_request_past_its_deadline_gets_504_and_frees_its_slot(live_server, smal
     crop = encode(astronaut[60:170, 170:280], "PNG")
     response = httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("c.png", crop)}, timeout=30)
     assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
-    assert _metric(httpx.get(f"{url}/metrics").text, "fer_queue_depth") == 0
+    assert metric_value(httpx.get(f"{url}/metrics").text, "fer_queue_depth") == 0
     # The one slot is free again: the next request is admitted (and times out too), not refused with 503.
     again = httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("c.png", crop)}, timeout=30)
     assert again.status_code == 504

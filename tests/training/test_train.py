@@ -330,16 +330,6 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(kaggle_zip, tmp_path):
     assert result.returncode == 2 and "no CUDA GPU is available" in result.stderr
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_trains_on_gpu_with_bf16(kaggle_zip, tmp_path):
-    from training.config import TrainConfig
-    from training.train import train
-
-    train(TrainConfig(data=str(kaggle_zip), arch="vgg_slim", epochs=1, batch_size=32, device="cuda", out=str(tmp_path)))
-    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
-
-
 def test_resume_drops_metrics_logged_after_the_checkpoint(kaggle_zip, tmp_path):
     out = tmp_path / "run"
     assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2")).returncode == 0

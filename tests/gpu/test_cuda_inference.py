@@ -1,0 +1,80 @@
+"""Inference on the GPU: the Predictor's half precision against the CPU's float32, the API's dynamic
+batching under concurrent requests, and the exported ONNX file on ONNX Runtime's CUDA provider."""
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+
+from api import create_app
+from api.settings import Settings
+from fer.labels import EMOTIONS
+from fer.predictor import Predictor
+from tests.api.conftest import encode, metric_value, post_all, running_server
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    """Face-sized crops of a real photograph at many offsets and scales (not noise: half precision
+    must keep the answers on inputs like the ones users send)."""
+    from PIL import Image
+    from skimage import data
+
+    photo = np.asarray(Image.fromarray(data.astronaut()).convert("L"))
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(256):
+        side = int(rng.integers(90, 200))
+        x, y = (int(v) for v in rng.integers(0, 512 - side, size=2))
+        crops.append(np.asarray(Image.fromarray(photo[y : y + side, x : x + side]).resize((48, 48))))
+    return np.stack(crops)
+
+
+@pytest.mark.parametrize("tta", ["none", "tencrop"])
+def test_half_precision_agrees_with_the_cpu(exported_weights, faces, device, tta):
+    on_device = Predictor.load(exported_weights, device=device, tta=tta, backend="torch")
+    on_cpu = Predictor.load(exported_weights, device="cpu", tta=tta, backend="torch")
+    if device == "cuda":
+        assert on_device.precision == "float16"
+    got, expected = on_device.predict_pixels(faces), on_cpu.predict_pixels(faces)
+    assert got.shape == expected.shape == (len(faces), len(EMOTIONS))
+    assert np.abs(got - expected).max() < 0.01  # probabilities; fp16 keeps about 3 significant digits
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.99  # a near-tie may flip, no more
+
+
+def test_the_api_on_the_device_batches_concurrent_requests(exported_weights, faces, device):
+    predictor = Predictor.load(exported_weights, device=device, tta="none", backend="torch")
+    app = create_app(Settings(max_batch_size=64, max_wait_ms=50), predictor=predictor)
+    with running_server(app) as url:
+        served = httpx.get(f"{url}/v1/model").json()
+        responses = asyncio.run(post_all(url, [encode(face, "PNG") for face in faces[:128]]))
+        metrics = httpx.get(f"{url}/metrics").text
+    assert served["device"] == device
+    assert [r.status_code for r in responses] == [200] * 128
+    expected = Predictor.load(exported_weights, device="cpu", tta="none", backend="torch").predict_pixels(faces[:128])
+    for response, row in zip(responses, expected):
+        scores = response.json()["faces"][0]["scores"]
+        assert [scores[e] for e in EMOTIONS] == pytest.approx(row.tolist(), abs=0.01)
+    passes = metric_value(metrics, "fer_batch_size_faces_count")
+    assert metric_value(metrics, "fer_batch_size_faces_sum") == 128
+    assert passes < 128  # concurrent requests shared forward passes on the device
+
+
+def test_onnx_runs_on_the_cuda_provider(exported_weights, faces, device):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip(f"this onnxruntime has no CUDA provider ({', '.join(onnxruntime.get_available_providers())})")
+    onnx_path = exported_weights.with_suffix(".onnx")
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CUDAExecutionProvider"])
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    pixels = faces[:64, None].astype(np.float32)
+    logits = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    expected = Predictor.load(exported_weights, device="cpu", tta="none", backend="torch")
+    reference = np.log(expected.predict_pixels(faces[:64]))
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    assert np.abs(log_probabilities - reference).max() < 1e-2
