@@ -3,17 +3,19 @@
     fer serve --port 8000 &                       # the server under test, in another shell
     python bench/api_load.py --url http://127.0.0.1:8000 --concurrency 1 4 16 64
 
-Two workloads: (a) 48x48 face crops with detect=false (the model and the batching alone) and
-(b) 640x480 photos with one face each (decode, detection and the model). Each level runs --warmup
-untimed requests, then --runs timed rounds of --requests requests (at least 5 per connection);
-requests/s is the median round,
-latency percentiles pool every timed request. Then the in-process Predictor's faces/s on the same
+Three workloads: (a) 48x48 face crops with detect=false (the model and the batching alone),
+(b) 640x480 photos with one face each (decode, detection and the model) and (c) 16 crops per
+/v1/predict/batch request (fewer, larger requests: face crops/s past what one request per crop
+allows). Each level runs --warmup untimed requests, then --runs timed rounds of --requests requests
+(at least 5 per connection); requests/s is the median round, latency percentiles pool every timed
+request. Then the in-process Predictor's faces/s on the same
 machine, for comparison: what the HTTP layer and batching cost.
 """
 
 import argparse
 import asyncio
 import io
+import json
 import statistics
 import time
 
@@ -62,16 +64,20 @@ def photos(count: int) -> list[bytes]:
     return result
 
 
-def multipart_request(host: str, path: str, payload: bytes, headers: dict[str, str]) -> bytes:
-    """A complete HTTP/1.1 POST with `payload` as multipart field `file`, built once and replayed."""
+def multipart_request(host: str, path: str, payloads: list[bytes], field: str, headers: dict[str, str]) -> bytes:
+    """A complete HTTP/1.1 POST with each payload as a multipart part named `field`, built once and replayed."""
     boundary = "fer-bench-boundary"
     body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="image"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + payload
-        + f"\r\n--{boundary}--\r\n".encode()
+        b"".join(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="image"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + payload
+            + b"\r\n"
+            for payload in payloads
+        )
+        + f"--{boundary}--\r\n".encode()
     )
     head = [
         f"POST {path} HTTP/1.1",
@@ -119,11 +125,15 @@ async def run_round(url: str, requests: list[bytes], count: int, concurrency: in
     return time.perf_counter() - started, latencies, statuses
 
 
-async def bench_workload(url, name, path, payloads, args) -> None:
+async def bench_workload(url, name, path, payloads, args, per_request: int = 1, field: str = "file") -> dict:
+    """Each level's figures, printed and returned ({concurrency: {...}}); `per_request` images go in
+    each request (the /v1/predict/batch workload), so images/s = req/s x per_request."""
     print(f"\n{name}")
-    print(f"{'concurrency':>11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'concurrency':>11} {'req/s':>8} {'images/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
     host = httpx.URL(url).netloc.decode()
-    requests = [multipart_request(host, path, payload, args.headers) for payload in payloads]
+    groups = [payloads[i : i + per_request] for i in range(0, len(payloads) - per_request + 1, per_request)]
+    requests = [multipart_request(host, path, group, field, args.headers) for group in groups]
+    figures = {}
     for concurrency in args.concurrency:
         count = max(args.requests, 5 * concurrency)  # every connection stays busy for most of the round
         await run_round(url, requests, max(args.warmup, concurrency), concurrency)
@@ -134,14 +144,27 @@ async def bench_workload(url, name, path, payloads, args) -> None:
             latencies += round_latencies
             errors += sum(status != 200 for status in statuses)
         p50, p95, p99 = (np.percentile(latencies, q) * 1000 for q in (50, 95, 99))
-        print(f"{concurrency:>11} {statistics.median(rates):>8.1f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {errors:>7}")
+        rate = statistics.median(rates)
+        print(
+            f"{concurrency:>11} {rate:>8.1f} {rate * per_request:>9.0f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {errors:>7}"
+        )
+        figures[concurrency] = {
+            "requests_per_second": rate,
+            "images_per_second": rate * per_request,
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "errors": errors,
+        }
+    return figures
 
 
-def bench_predictor(tta: str, device: str, runs: int) -> None:
-    predictor = Predictor.load(device=device, tta=tta)
+def bench_predictor(weights: str | None, tta: str, device: str, runs: int) -> dict:
+    predictor = Predictor.load(weights, device=device, tta=tta)
     pixels = np.random.default_rng(0).integers(0, 256, size=(256, 48, 48), dtype=np.uint8)
     print(f"\nin-process Predictor.predict_pixels, tta {tta}, on {describe_device(predictor.device)}")
     print(f"{'batch':>6} {'faces/s':>9}")
+    figures = {}
     for batch in (1, 16, 64, 256):
         predictor.batch_size = batch
         predictor.predict_pixels(pixels[:batch])  # warm-up
@@ -150,7 +173,9 @@ def bench_predictor(tta: str, device: str, runs: int) -> None:
             started = time.perf_counter()
             predictor.predict_pixels(pixels[:batch])
             times.append(time.perf_counter() - started)
-        print(f"{batch:>6} {batch / statistics.median(times):>9.0f}")
+        figures[batch] = batch / statistics.median(times)
+        print(f"{batch:>6} {figures[batch]:>9.0f}")
+    return figures
 
 
 def main() -> None:
@@ -163,7 +188,10 @@ def main() -> None:
     parser.add_argument("--tta", help="query tta for the requests; default: the server's")
     parser.add_argument("--api-key")
     parser.add_argument("--predictor-device", default="cpu", help="device for the in-process comparison")
+    parser.add_argument("--predictor-weights", help="weights for the in-process comparison (default: shipped)")
     parser.add_argument("--skip-predictor", action="store_true")
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS), help="default: all")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args()
     args.headers = {"X-API-Key": args.api_key} if args.api_key else {}
 
@@ -172,18 +200,39 @@ def main() -> None:
     query = f"tta={tta}"
     print(f"server {args.url}: model {card['id']} on {card['device']} ({card['precision']}), tta {tta}")
     print(f"{args.runs} rounds of {args.requests} requests per level after {args.warmup} warm-up requests")
-    asyncio.run(
-        bench_workload(
-            args.url, "(a) 48x48 face crops, detect=false", f"/v1/predict?detect=false&{query}", face_crops(64), args
+    report = {"server": {key: card[key] for key in ("id", "device", "precision")}, "tta": tta}
+    for name in args.workloads:
+        title, path, make_payloads, per_request, field = WORKLOADS[name]
+        report[name] = asyncio.run(
+            bench_workload(args.url, title, f"{path}&{query}", make_payloads(), args, per_request, field)
         )
-    )
-    asyncio.run(
-        bench_workload(
-            args.url, "(b) 640x480 photos, one face each, detect=true", f"/v1/predict?{query}", photos(16), args
-        )
-    )
     if not args.skip_predictor:
-        bench_predictor(tta, args.predictor_device, args.runs + 2)
+        report["predictor_faces_per_second"] = bench_predictor(
+            args.predictor_weights, tta, args.predictor_device, args.runs + 2
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+
+
+# name: (title, path, payloads, images per request, multipart field)
+WORKLOADS = {
+    "crops": ("(a) 48x48 face crops, detect=false", "/v1/predict?detect=false", lambda: face_crops(64), 1, "file"),
+    "photos": (
+        "(b) 640x480 photos, one face each, detect=true",
+        "/v1/predict?detect=true",
+        lambda: photos(16),
+        1,
+        "file",
+    ),
+    "batch": (
+        "(c) 16 face crops per /v1/predict/batch request, detect=false",
+        "/v1/predict/batch?detect=false",
+        lambda: face_crops(64),
+        16,
+        "files",
+    ),
+}
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ faces/s = batch / median seconds. No TTA unless --tta (ten-crop costs 10 forward
 """
 
 import argparse
+import json
 import statistics
 import time
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: torch's)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--json", metavar="PATH", help="also write the table to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,13 +79,25 @@ def main() -> None:
     faces = rng.integers(0, 256, size=(max(args.batch_sizes), 48, 48), dtype=np.uint8)
 
     print(f"{'batch':>6}" + "".join(f"{name:>12}" for name in engines))
+    table = {name: {} for name in engines}  # engine -> batch -> faces/s
     for batch in args.batch_sizes:
         row = f"{batch:>6}"
-        for predictor in engines.values():
+        for name, predictor in engines.items():
             predictor.batch_size = batch  # one forward pass per call
             call = classify(predictor, faces[:batch], args.tta)
-            row += f"{batch / seconds_per_call(call, args.warmup, args.runs, device):>12,.0f}"
+            table[name][batch] = batch / seconds_per_call(call, args.warmup, args.runs, device)
+            row += f"{table[name][batch]:>12,.0f}"
         print(row)
+    if args.json:
+        report = {
+            "machine": describe_device(device),
+            "torch": torch.__version__,
+            "tta": args.tta,
+            "precision": {name: p.precision for name, p in engines.items()},
+            "faces_per_second": table,
+        }
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
 
 
 if __name__ == "__main__":

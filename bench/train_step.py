@@ -6,6 +6,7 @@ Prints images/s as the median of --runs timed steps after --warmup untimed ones,
 """
 
 import argparse
+import json
 import statistics
 import time
 
@@ -40,11 +41,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", metavar="PATH", help="also write the table to this JSON file")
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"machine: {describe_device(device)}; torch {torch.__version__}; batch {args.batch_size}")
     print(f"images/s: median of {args.runs} steps after {args.warmup} warm-up steps")
     print(f"{'architecture':<14}{'amp':<6}{'images/s':>10}")
+    table = {name: {} for name in args.archs}  # architecture -> amp -> images/s
     for name in args.archs:
         for amp in args.amp:
             torch.manual_seed(0)
@@ -59,7 +62,12 @@ def main() -> None:
             seconds = statistics.median(
                 step_seconds(model, optimizer, pixels, labels, amp, device) for _ in range(args.runs)
             )
-            print(f"{name:<14}{amp:<6}{args.batch_size / seconds:>10.0f}")
+            table[name][amp] = args.batch_size / seconds
+            print(f"{name:<14}{amp:<6}{table[name][amp]:>10.0f}")
+    if args.json:
+        report = {"machine": describe_device(device), "batch_size": args.batch_size, "images_per_second": table}
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
 
 
 if __name__ == "__main__":
