@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # FER2013 for train-demo: where `fer download --dest data/` puts it, else this project's machines' copy.
 DATA ?= $(or $(wildcard data/fer2013),$(wildcard ../shared/data/fer2013.zip),data/fer2013)
+# The zip that `make gpu-prepare` packs for a GPU machine.
+GPU_DATA ?= $(or $(wildcard ../shared/data/fer2013.zip),data/fer2013.zip)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install browser train-demo test-demo mutate clean
+.PHONY: run test lint install browser train-demo test-demo mutate gpu-prepare gpu-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "fer needs Python 3.10 or newer"'
@@ -56,6 +58,21 @@ test: $(STAMP) browser
 # on 2 quiet cores. The report lands in runs/mutate/ and docs/mutation-report.md.
 mutate: $(STAMP)
 	$(PY) scripts/mutate.py --markdown docs/mutation-report.md
+
+# The GPU paths in one command (docs/gpu.md). On a GPU machine: `make gpu-check` with that machine's
+# python3 (a CUDA torch, no network: scripts/gpu_prepare.sh packs the rest first, here). Run it again
+# after a stop: it resumes at the next stage. DRY_RUN=1 runs every stage on this CPU with tiny settings
+# (CI does, so the script never rots between GPU runs).
+ifeq ($(DRY_RUN),1)
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py --dry-run --restart
+else
+gpu-check:
+	python3 scripts/gpu_check.py
+endif
+
+gpu-prepare: $(STAMP)
+	scripts/gpu_prepare.sh $(GPU_DATA)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -16,18 +16,30 @@ from pathlib import Path
 
 
 def read_metrics(run: Path) -> list[dict]:
+    """The rows of RUN/metrics.jsonl, without a last line that a stopped trainer left half-written."""
     path = run / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no {path}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):  # only the last line can be cut short by a kill
+                raise ValueError(f"{path}:{number} is not JSON") from None
+    return rows
+
+
+def first_reaching(rows: list[dict], accuracy: float) -> dict | None:
+    """The first epoch's row whose validation accuracy reached `accuracy`, or None."""
+    return next((row for row in rows if row["val_accuracy"] >= accuracy), None)
 
 
 def time_to(rows: list[dict], accuracy: float) -> str:
     """Minutes until the validation accuracy first reached `accuracy`, with the epoch, or "not reached"."""
-    for row in rows:
-        if row["val_accuracy"] >= accuracy:
-            return f"{row['elapsed_seconds'] / 60:.1f} min (epoch {row['epoch']})"
-    return "not reached"
+    row = first_reaching(rows, accuracy)
+    return f"{row['elapsed_seconds'] / 60:.1f} min (epoch {row['epoch']})" if row else "not reached"
 
 
 def summary_row(run: Path, targets: list[float]) -> str:
