@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.errors import ApiError
@@ -98,7 +98,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Upload]:
         parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as error:
+    except FormParserError as error:  # a malformed body, and also a boundary over 256 bytes (the constructor's)
         raise ApiError(400, "invalid_multipart", f"the multipart body is malformed ({error})") from None
     return uploads
 

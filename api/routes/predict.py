@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.requests import ClientDisconnect
 
 from api.dependencies import ServiceDep, SettingsDep, require_api_key
 from api.errors import ApiError
@@ -152,7 +153,14 @@ async def _admitted(service: InferenceService, settings: Settings, work: Callabl
 
 async def _read_uploads(request: Request, file_field: str, json_field: str) -> list[Upload]:
     # The body is read after admission, so a full server never spends time receiving uploads.
-    return read_uploads(await request.body(), request.headers.get("content-type", ""), file_field, json_field)
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        # The client went away mid-upload: nobody reads the answer, and it is no server failure. 499 is
+        # nginx's "client closed request", so that metrics tell it apart from errors.
+        message = "the client closed the connection before sending the whole body"
+        raise ApiError(499, "client_disconnected", message) from None
+    return read_uploads(body, request.headers.get("content-type", ""), file_field, json_field)
 
 
 @router.get("/model", response_model=ServedModel, responses=_errors(401, 503), summary="The model being served")
