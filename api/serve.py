@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.config import LOGGING_CONFIG
 
+from api.protocol import HeaderTimeoutH11Protocol
 from api.settings import Settings
 from fer.errors import FerError
 
@@ -65,6 +66,7 @@ def serve(
         log_config=LOG_CONFIG,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,  # do not advertise the server software
+        http=HeaderTimeoutH11Protocol,  # uvicorn's h11 protocol, with a deadline for request headers
     )
 
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_queue: int = Field(128, ge=1)  # requests admitted at once; more get 503 with Retry-After
     request_timeout_s: float = Field(10.0, gt=0)  # a request not answered by then gets 504
     retry_after_s: int = Field(1, ge=0)  # the Retry-After header sent with 503
+    # A connection's request headers must all arrive within this (api/protocol.py); slowloris guard.
+    header_timeout_s: float = Field(10.0, gt=0)
 
     # Input limits
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)  # whole request body; 413 beyond

@@ -95,6 +95,23 @@ async def post_all(url: str, payloads: list[bytes], query: str = "detect=false")
         return await asyncio.gather(*requests)
 
 
+def seconds_until_closed(client: socket.socket, trickle: bytes = b"", limit: float = 10) -> float:
+    """Send `trickle` a byte every 0.2 s (nothing when empty) until the server closes the connection."""
+    started = time.monotonic()
+    client.settimeout(0.2)
+    for byte in [trickle[i : i + 1] for i in range(len(trickle))] or [b""] * int(limit / 0.2):
+        try:
+            if byte:
+                client.sendall(byte)
+            if client.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - started
+    raise AssertionError(f"the connection was still open after {time.monotonic() - started:.1f} s")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -102,9 +119,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(app):
-    """A real uvicorn server on loopback in a background thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+def running_server(app, **config):
+    """A real uvicorn server on loopback in a background thread; yields its base URL. `config`: more
+    uvicorn.Config settings (`fer serve`'s protocol, say)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

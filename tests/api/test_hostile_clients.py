@@ -6,8 +6,12 @@ import socket
 import time
 
 import httpx
+import pytest
 
-from tests.api.conftest import metric_value
+from api import create_app
+from api.protocol import HeaderTimeoutH11Protocol
+from api.settings import Settings
+from tests.api.conftest import metric_value, running_server, seconds_until_closed
 
 
 def test_a_multipart_boundary_over_256_characters_is_400_not_500(live_server, caplog):
@@ -56,3 +60,33 @@ def test_a_client_that_disconnects_mid_upload_is_not_a_server_error(live_server,
     assert _count(text, 'fer_requests_total{route="/v1/predict",status="500"}') == 0
     assert _count(text, 'fer_rejections_total{reason="client_disconnected"}') == 1
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.fixture
+def fer_serve_protocol(small_predictor, monkeypatch):
+    """A real server with `fer serve`'s HTTP protocol and a 1 s header deadline; yields (host, port)."""
+    monkeypatch.setenv("FER_HEADER_TIMEOUT_S", "1")
+    app = create_app(Settings(), predictor=small_predictor)
+    with running_server(app, http=HeaderTimeoutH11Protocol) as url:
+        host, port = url.removeprefix("http://").split(":")
+        yield host, int(port)
+
+
+def test_a_silent_connection_is_closed_after_the_header_timeout(fer_serve_protocol):
+    with socket.create_connection(fer_serve_protocol) as client:
+        assert 0.8 < seconds_until_closed(client) < 3
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(fer_serve_protocol):
+    slowloris = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Padding: " + b"a" * 100
+    with socket.create_connection(fer_serve_protocol) as client:
+        assert seconds_until_closed(client, trickle=slowloris) < 3  # 30 s of trickle otherwise
+
+
+def test_prompt_requests_on_a_kept_alive_connection_are_served(fer_serve_protocol):
+    host, port = fer_serve_protocol
+    with httpx.Client(base_url=f"http://{host}:{port}") as client:
+        for _ in range(3):  # one connection, kept alive, 0.6 s apart: each request's own deadline counts
+            assert client.get("/healthz").status_code == 200
+            time.sleep(0.6)
+        assert client.get("/v1/model").status_code == 200

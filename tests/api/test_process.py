@@ -3,6 +3,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import encode, free_port
+from tests.api.conftest import encode, free_port, seconds_until_closed
 from tests.conftest import REPO
 
 
@@ -96,6 +97,7 @@ def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpe
     server = subprocess.Popen(
         [fer, "serve", "--port", str(port), "--workers", "2", "--weights", str(exported_weights), "--tta", "none"],
         cwd=REPO,
+        env={**os.environ, "FER_HEADER_TIMEOUT_S": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -103,6 +105,9 @@ def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpe
     )
     try:
         _wait_ready(url, server)
+        # Each worker runs fer's HTTP protocol: a connection that never sends its headers is closed.
+        with socket.create_connection(("127.0.0.1", port)) as silent:
+            assert seconds_until_closed(silent) < 3
         deadline = time.monotonic() + 60
         while len(_worker_pids(server.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
