@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # Added innermost first: security headers wrap the metrics, which wrap the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, router=app.router)
     app.add_middleware(SecurityHeaders)
     return app
 

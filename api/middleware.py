@@ -6,6 +6,7 @@ stream itself (a chunked body has no Content-Length to check) and nothing buffer
 
 import time
 
+from starlette.routing import Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_response
@@ -62,16 +63,20 @@ class BodySizeLimit:
 
 
 class RequestMetrics:
-    """Counts requests by route template (never the raw path, which would let clients create series)."""
+    """Counts requests by route template (never the raw path, which would let clients create series).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    FastAPI names the route in the scope for its own API routes only; the routes it adds itself (/docs,
+    /openapi.json) and mounts (/static) are found here by matching the path against `router`'s routes."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, router: Router):
+        self.app, self.metrics, self.router = app, metrics, router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
+        matched = self._route_template(scope)  # now: routing rewrites the scope's path for a mount
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -82,9 +87,18 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or matched
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    def _route_template(self, scope: Scope) -> str:
+        for route in self.router.routes:
+            if not isinstance(route, (Route, Mount)):  # FastAPI's included routers: their API routes name themselves
+                continue
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:  # PARTIAL: the path matches, the method does not (405)
+                return route.path
+        return "unmatched"
 
 
 SECURITY_HEADERS = [

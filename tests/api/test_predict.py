@@ -214,6 +214,20 @@ def test_metrics_count_requests_faces_and_batches(client, astronaut_jpeg):
     assert "fer_request_duration_seconds_bucket" in text
 
 
+def test_metrics_name_every_route_by_its_template_and_unknown_paths_as_unmatched(client):
+    for path in ("/docs", "/openapi.json", "/static/app.js", "/static/nothing-here.js", "/nope", "/v1/nope"):
+        client.get(path)
+    client.put("/docs")  # the path matches, the method does not: still that route's
+    text = client.get("/metrics").text
+    assert 'fer_requests_total{route="/docs",status="200"} 1.0' in text
+    assert 'fer_requests_total{route="/docs",status="405"} 1.0' in text
+    assert 'fer_requests_total{route="/openapi.json",status="200"} 1.0' in text
+    assert 'fer_requests_total{route="/static",status="200"} 1.0' in text
+    assert 'fer_requests_total{route="/static",status="404"} 1.0' in text
+    assert 'fer_requests_total{route="unmatched",status="404"} 2.0' in text  # clients never create series
+    assert "nothing-here" not in text and "/nope" not in text
+
+
 def test_page_is_served_without_outside_resources(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
