@@ -46,3 +46,14 @@ def require_api_key(
             "this server needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>",
             {"WWW-Authenticate": "Bearer"},
         )
+
+
+def require_api_key_for_metrics(
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> None:
+    """/metrics needs the key only with FER_METRICS_NEED_KEY=true (a Prometheus scrape job can send it
+    as `authorization: {credentials: KEY}`); the probes never do."""
+    if settings.metrics_need_key:
+        require_api_key(settings, bearer, header_key)

@@ -43,3 +43,5 @@ class Settings(BaseSettings):
 
     # Access: when set, /v1/* needs "Authorization: Bearer <key>" or "X-API-Key: <key>".
     api_key: SecretStr | None = None
+    # /metrics is open by default (scrapers often sit inside the network); true: it needs api_key too.
+    metrics_need_key: bool = False

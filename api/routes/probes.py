@@ -1,10 +1,11 @@
 """Liveness, readiness and metrics. These never touch the model or the batcher, so they answer at once
 however busy inference is."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.dependencies import require_api_key_for_metrics
 from api.schemas import Status
 
 router = APIRouter(tags=["operations"])
@@ -32,6 +33,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
+    dependencies=[Depends(require_api_key_for_metrics)],
     summary="Prometheus metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "fer_requests_total{route=...} 3.0"}}}},

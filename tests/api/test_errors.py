@@ -171,6 +171,14 @@ class TestApiKey:
         assert keyed.get("/readyz").status_code == 200
         assert keyed.get("/metrics").status_code == 200
 
+    def test_metrics_can_be_made_to_need_the_key_too(self, make_client):
+        client = make_client(api_key=self.KEY, metrics_need_key=True)
+        _error(client.get("/metrics"), 401, "unauthorized")
+        _error(client.get("/metrics", headers={"Authorization": "Bearer guess"}), 401, "unauthorized")
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {self.KEY}"})
+        assert scraped.status_code == 200 and "fer_requests_total" in scraped.text
+        assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+
 
 def test_no_route_takes_a_url_or_a_server_path(client):
     schema = client.get("/openapi.json").json()
