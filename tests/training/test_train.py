@@ -105,23 +105,21 @@ def test_single_process_writes_the_run_folder(kaggle_zip, tmp_path):
     assert not any(key.startswith(("module.", "_orig_mod.")) for key in checkpoint["model"])
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16", "off"])
-def test_every_amp_mode_trains_on_cpu(kaggle_zip, tmp_path, amp):
+def test_full_precision_trains_on_cpu(kaggle_zip, tmp_path):
+    # bf16, the default, is what every other training test runs; fp16 with its GradScaler is trained in
+    # tests/gpu, which CI runs on the CPU through `make gpu-check DRY_RUN=1` (emulated fp16 is slow here).
     from training.config import TrainConfig
     from training.train import train
 
-    # 64 faces, two steps: fp16 on a CPU is emulated and slow (tests/gpu trains with it on a GPU).
     config = TrainConfig(
-        data=str(kaggle_zip), arch="resnet_slim", epochs=1, batch_size=32, max_samples=64, device="cpu", amp=amp,
+        data=str(kaggle_zip), arch="resnet_slim", epochs=1, batch_size=32, max_samples=64, device="cpu", amp="off",
         out=str(tmp_path),
     )  # fmt: skip
     model, ema = train(config)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
-    if amp == "fp16":
-        assert checkpoint["scaler"]["scale"] > 0  # a live GradScaler scaled the fp16 loss
-    else:
-        assert checkpoint["scaler"] == {}  # bf16 and fp32 need no loss scaling: the scaler is off
+    assert checkpoint["scaler"] == {}  # fp32 needs no loss scaling: the scaler is off
+    assert all(t.dtype == torch.float32 for t in checkpoint["model"].values() if t.is_floating_point())
     assert ema.updates == 64 // 32
 
 
