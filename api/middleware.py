@@ -76,7 +76,7 @@ class RequestMetrics:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
-        matched = self._route_template(scope)  # now: routing rewrites the scope's path for a mount
+        as_received = {"path": scope["path"], "root_path": scope.get("root_path", "")}  # a mount rewrites them
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -87,11 +87,12 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = getattr(scope.get("route"), "path", None) or matched
+            route = getattr(scope.get("route"), "path", None) or self._route_template({**scope, **as_received})
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
     def _route_template(self, scope: Scope) -> str:
+        """Only for requests no API route took: the API's own hot path is never matched twice."""
         for route in self.router.routes:
             if not isinstance(route, (Route, Mount)):  # FastAPI's included routers: their API routes name themselves
                 continue
