@@ -23,7 +23,7 @@ from PIL import Image
 
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
+from api.middleware import BodyIntake, RequestMetrics, SecurityHeaders, UploadBudget
 from api.routes import page, predict, probes
 from api.service import InferenceService
 from api.settings import Settings
@@ -78,8 +78,15 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(probes.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
-    # Added innermost first: security headers wrap the metrics, which wrap the size limit.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
+    # Added innermost first: security headers wrap the metrics, which wrap the body intake.
+    app.add_middleware(
+        BodyIntake,
+        max_bytes=settings.max_body_bytes,
+        budget=UploadBudget(settings.upload_budget_bytes),
+        timeout_s=settings.body_timeout_s,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+    )
     app.add_middleware(RequestMetrics, metrics=metrics, router=app.router)
     app.add_middleware(SecurityHeaders)
     return app

@@ -1,9 +1,10 @@
-"""ASGI middleware: body-size limit, request metrics and security headers.
+"""ASGI middleware: request-body intake (size, budget, deadline), request metrics and security headers.
 
-Written as plain ASGI rather than BaseHTTPMiddleware so that the size limit can act on the byte
+Written as plain ASGI rather than BaseHTTPMiddleware so that the body intake can act on the byte
 stream itself (a chunked body has no Content-Length to check) and nothing buffers a response.
 """
 
+import asyncio
 import time
 
 from starlette.routing import Match, Mount, Route, Router
@@ -13,12 +14,39 @@ from api.errors import ApiError, error_response
 from api.metrics import Metrics
 
 
-class BodySizeLimit:
-    """413 for a body over `max_bytes`: at once when Content-Length declares it, else as soon as the
-    streamed bytes pass the limit, so an oversized upload is never read whole."""
+class UploadBudget:
+    """Bytes of request bodies the server holds at once, across all requests: what bounds the memory
+    that uploads take, whatever the number of clients. One per app; the event loop is its only user."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics):
-        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.held = max_bytes, 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.max_bytes:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+class BodyIntake:
+    """Every request body passes here, before any route reads it:
+
+    - 413 for a body over `max_bytes`: at once when Content-Length declares it, else as soon as the
+      streamed bytes pass it, so an oversized upload is never read whole;
+    - 503 when the body would not fit the server-wide `budget`: a declared length is reserved whole
+      before the first byte is read, a chunked body as its bytes arrive; all given back with the answer;
+    - 408 when the whole body has not arrived `timeout_s` after the headers: a client that uploads
+      slowly holds its budget that long at most, and never an inference slot (routes read the body
+      before they ask for one)."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, budget: UploadBudget, timeout_s: float, retry_after_s: int, metrics: Metrics
+    ):
+        self.app, self.max_bytes, self.budget, self.timeout_s = app, max_bytes, budget, timeout_s
+        self.retry_after_s, self.metrics = retry_after_s, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -26,18 +54,32 @@ class BodySizeLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await self._reject(self._too_large(), scope, receive, send)
+        reserved = int(declared) if declared else 0
+        if not self.budget.take(reserved):
+            return await self._reject(self._budget_full(), scope, receive, send)
 
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         received = 0
+        body_complete = declared == b"0" or scope["method"] in ("GET", "HEAD")
         response_started = False
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, reserved, body_complete
+            if body_complete:  # later calls only wait for a disconnect: no deadline then
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                raise self._too_slow() from None  # the route's error handler turns these into answers
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    # The route's error handler turns this into the 413 answer.
                     raise self._too_large()
+                if received > reserved:  # chunked: reserve what arrived beyond the reservation
+                    if not self.budget.take(received - reserved):
+                        raise self._budget_full()
+                    reserved = received
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -46,14 +88,23 @@ class BodySizeLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, guarded_receive, tracking_send)
         except ApiError as error:  # raised where no route handled it (for example a body sent to a 404)
             if response_started:
                 raise
             await self._reject(error, scope, receive, send)
+        finally:
+            self.budget.give_back(reserved)
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "body_too_large", f"the request body is over {self.max_bytes:,} bytes")
+
+    def _too_slow(self) -> ApiError:
+        return ApiError(408, "body_timeout", f"the request body did not arrive within {self.timeout_s:g} s")
+
+    def _budget_full(self) -> ApiError:
+        message = "the server is receiving as many uploads as its memory budget allows; retry after a moment"
+        return ApiError(503, "upload_budget_full", message, {"Retry-After": str(self.retry_after_s)})
 
     async def _reject(self, error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.rejections.labels(error.code).inc()

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     # Input limits
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)  # whole request body; 413 beyond
+    # Request bodies held at once across all requests (api/middleware.py BodyIntake); 503 beyond. Parsing
+    # a JSON body takes about twice its size again, so uploads use at most about 3x this much memory.
+    upload_budget_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    body_timeout_s: float = Field(10.0, gt=0)  # a body not received whole this long after its headers: 408
     max_pixels: int = Field(25_000_000, ge=1)  # width x height of one image, checked before decoding
     max_faces: int = Field(32, ge=1)  # faces classified per image; the largest are kept
     max_batch_images: int = Field(16, ge=1)  # images in one /v1/predict/batch request

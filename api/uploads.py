@@ -1,7 +1,7 @@
 """Getting images out of a request and into arrays, with every check a public server needs.
 
 A request carries images as multipart file fields or as base64 strings in JSON. The body is already
-bounded by `BodySizeLimit`, so it is parsed in memory: nothing is spooled to a temporary file, and no
+bounded by `BodyIntake` (api/middleware.py), so it is parsed in memory: nothing is spooled to a temporary file, and no
 upload ever touches the disk. Formats are told apart by their bytes, never by a declared name or
 content type, and an image's pixel count is checked from its header before it is decoded.
 """

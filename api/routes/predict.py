@@ -100,14 +100,11 @@ async def predict(
     """Send the image as multipart field `file` (`curl -F file=@photo.jpg`) or as JSON
     `{"image": "<base64>"}`. Faces come largest first; an image without faces gives an empty list."""
 
-    async def answer() -> dict:
-        uploads = await _read_uploads(request, "file", "image")
-        if len(uploads) > 1:
-            raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
-        return await service.predict(uploads[0].content(), detect, tta)
-
     started = time.perf_counter()
-    result = await _admitted(service, settings, answer)
+    uploads = await _read_uploads(request, "file", "image")
+    if len(uploads) > 1:
+        raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
+    result = await _admitted(service, settings, lambda: service.predict(uploads[0].content(), detect, tta))
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
@@ -132,16 +129,11 @@ async def predict_batch(
             service.metrics.rejections.labels(error.code).inc()
             return error.body()
 
-    async def answer() -> list[dict]:
-        uploads = await _read_uploads(request, "files", "images")
-        if len(uploads) > settings.max_batch_images:
-            raise ApiError(
-                413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}"
-            )
-        return await asyncio.gather(*(one(upload) for upload in uploads))
-
     started = time.perf_counter()
-    results = await _admitted(service, settings, answer)
+    uploads = await _read_uploads(request, "files", "images")
+    if len(uploads) > settings.max_batch_images:
+        raise ApiError(413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}")
+    results = await _admitted(service, settings, lambda: asyncio.gather(*(one(upload) for upload in uploads)))
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
@@ -152,7 +144,8 @@ async def _admitted(service: InferenceService, settings: Settings, work: Callabl
 
 
 async def _read_uploads(request: Request, file_field: str, json_field: str) -> list[Upload]:
-    # The body is read after admission, so a full server never spends time receiving uploads.
+    # Read before admission: a slow uploader then holds part of the upload budget (BodyIntake, which
+    # also cuts it off at its body deadline) and never one of the inference slots.
     try:
         body = await request.body()
     except ClientDisconnect:

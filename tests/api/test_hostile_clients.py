@@ -90,3 +90,106 @@ def test_prompt_requests_on_a_kept_alive_connection_are_served(fer_serve_protoco
             assert client.get("/healthz").status_code == 200
             time.sleep(0.6)
         assert client.get("/v1/model").status_code == 200
+
+
+# ---- slow uploaders and the upload budget ---------------------------------------------------------
+
+
+def _start_upload(url: str, declared: int | None, first_bytes: bytes = b"--b\r\n") -> socket.socket:
+    """A connection that sends a /v1/predict request's headers and the first bytes of its body, then
+    nothing: what a slow (or hostile) uploader looks like to the server."""
+    host, port = url.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)))
+    length = f"Content-Length: {declared}" if declared is not None else "Transfer-Encoding: chunked"
+    body = first_bytes if declared is not None else b"%x\r\n%s\r\n" % (len(first_bytes), first_bytes)
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n{length}\r\n\r\n"
+    client.sendall(head.encode() + body)
+    return client
+
+
+def _answer(client: socket.socket, timeout: float = 10) -> tuple[int, bytes]:
+    """The status and raw bytes of the server's answer on a raw connection."""
+    client.settimeout(timeout)
+    received = b""
+    while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _content_length(received):
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return int(received.split(b" ", 2)[1]), received
+
+
+def _content_length(response: bytes) -> int:
+    for line in response.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
+
+
+def test_a_request_is_served_while_200_slow_uploaders_are_connected(live_server, astronaut_jpeg):
+    # Before the fix the body was read inside an inference slot: 128 slow uploads held all of them and
+    # every other request got 503 until they were cut off.
+    url = live_server()
+    slow = [_start_upload(url, declared=40_000) for _ in range(200)]
+    try:
+        time.sleep(0.5)  # every slow request has reached the app
+        started = time.monotonic()
+        response = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)}, timeout=10)
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - started < 3
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        assert metric_value(_metrics(url), "fer_queue_depth") == 0  # none of them holds a slot
+    finally:
+        for client in slow:
+            client.close()
+
+
+def test_a_body_not_received_by_the_body_deadline_gets_408(live_server, caplog):
+    url = live_server(body_timeout_s=1)
+    with caplog.at_level(logging.ERROR):
+        with _start_upload(url, declared=40_000) as client:
+            started = time.monotonic()
+            status, answer = _answer(client)
+            waited = time.monotonic() - started
+    assert status == 408 and b"body_timeout" in answer
+    assert 0.8 < waited < 4
+    text = _metrics(url)
+    assert _count(text, 'fer_requests_total{route="/v1/predict",status="408"}') == 1
+    assert _count(text, 'fer_rejections_total{reason="body_timeout"}') == 1
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_declared_bodies_beyond_the_upload_budget_get_503_at_once(live_server, astronaut_jpeg):
+    url = live_server(upload_budget_bytes=100_000, body_timeout_s=2)
+    with _start_upload(url, declared=80_000) as holder:
+        time.sleep(0.3)
+        started = time.monotonic()
+        with _start_upload(url, declared=40_000) as late:
+            status, answer = _answer(late)
+        assert status == 503 and b"upload_budget_full" in answer and b"retry-after: 1" in answer.lower()
+        assert time.monotonic() - started < 1  # refused before its body is read, not after a wait
+        # A small request still fits beside the held 80,000 bytes.
+        small = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg[:15_000])})
+        assert small.status_code == 400  # a truncated JPEG, but read and answered: the budget let it in
+        assert _answer(holder)[0] == 408  # the holder is cut off at its body deadline...
+    response = httpx.post(f"{url}/v1/predict", content=b"x" * 40_000, headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 415  # ...and its 80,000 bytes are given back: a 40,000-byte body is read
+
+
+def test_a_chunked_body_is_counted_against_the_budget_as_it_arrives(live_server):
+    url = live_server(upload_budget_bytes=50_000)
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 10_000
+
+    response = httpx.post(
+        f"{url}/v1/predict", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 503 and response.json()["error"]["code"] == "upload_budget_full"
+    assert (
+        httpx.post(
+            f"{url}/v1/predict?detect=false", content=b"{}", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 422
+    )
