@@ -21,9 +21,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
+from api.budgets import UploadBudget
 from api.errors import install_error_handlers
 from api.metrics import Metrics
-from api.middleware import BodyIntake, RequestMetrics, SecurityHeaders, UploadBudget
+from api.middleware import BodyIntake, RequestMetrics, SecurityHeaders
 from api.routes import page, predict, probes
 from api.service import InferenceService
 from api.settings import Settings
@@ -79,10 +80,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     # Added innermost first: security headers wrap the metrics, which wrap the body intake.
+    upload_budget = UploadBudget(settings.upload_budget_bytes)
+    metrics.upload_bytes.set_function(lambda: upload_budget.held)
     app.add_middleware(
         BodyIntake,
         max_bytes=settings.max_body_bytes,
-        budget=UploadBudget(settings.upload_budget_bytes),
+        budget=upload_budget,
         timeout_s=settings.body_timeout_s,
         retry_after_s=settings.retry_after_s,
         metrics=metrics,

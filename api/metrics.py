@@ -31,6 +31,17 @@ class Metrics:
             "fer_rejections", "Requests refused, by reason (the error code)", ["reason"], registry=self.registry
         )
         self.faces = Counter("fer_faces_detected", "Faces found in uploaded images", registry=self.registry)
+        # Filled by the budgets themselves (set_function): what bounds the server's memory, in use now.
+        self.upload_bytes = Gauge(
+            "fer_upload_budget_bytes_held",
+            "Bytes of request bodies held now (FER_UPLOAD_BUDGET_BYTES)",
+            registry=self.registry,
+        )
+        self.decode_pixels = Gauge(
+            "fer_decode_budget_pixels_held",
+            "Pixels being decoded and searched for faces now (FER_DECODE_BUDGET_PIXELS)",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,25 +10,9 @@ import time
 from starlette.routing import Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.budgets import UploadBudget
 from api.errors import ApiError, error_response
 from api.metrics import Metrics
-
-
-class UploadBudget:
-    """Bytes of request bodies the server holds at once, across all requests: what bounds the memory
-    that uploads take, whatever the number of clients. One per app; the event loop is its only user."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes, self.held = max_bytes, 0
-
-    def take(self, size: int) -> bool:
-        if self.held + size > self.max_bytes:
-            return False
-        self.held += size
-        return True
-
-    def give_back(self, size: int) -> None:
-        self.held -= size
 
 
 class BodyIntake:

@@ -14,12 +14,14 @@ from typing import TypeVar
 
 import anyio
 import numpy as np
+from PIL import Image
 
 from api.batching import DynamicBatcher
+from api.budgets import DecodeBudget
 from api.errors import ApiError
 from api.metrics import Metrics
 from api.settings import Settings
-from api.uploads import decode_image
+from api.uploads import open_image, to_array
 from fer import __version__
 from fer.card import ModelCard
 from fer.predictor import Predictor, face_results
@@ -37,8 +39,10 @@ class InferenceService:
             self._run_batch, settings.max_batch_size, settings.max_wait_ms / 1000, metrics.batch_size.observe
         )
         # Decoding and face detection run in threads (Pillow and OpenCV release the GIL); more threads
-        # than cores would only make every request slower.
+        # than cores would only make every request slower. The pixels they work on at once are budgeted.
         self._preprocess_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+        self.decode_budget = DecodeBudget(settings.decode_budget_pixels)
+        metrics.decode_pixels.set_function(lambda: self.decode_budget.held)
         self.in_flight = 0
         self.ready = False
         self.draining = False
@@ -93,23 +97,28 @@ class InferenceService:
 
     async def predict(self, data: bytes, detect: bool, tta: str | None) -> dict:
         """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
-        array, boxes, pixels, dropped = await anyio.to_thread.run_sync(
-            self._prepare, data, detect, limiter=self._preprocess_limiter, abandon_on_cancel=True
-        )  # abandon: a request past its deadline answers 504 now, not when its thread is done
+        image = open_image(data, self.settings.max_pixels)  # the header only: cheap, on the event loop
+        try:
+            boxes, pixels, dropped, (height, width) = await self.decode_budget.run_in_thread(
+                image.width * image.height, lambda: self._find_faces(image, detect), self._preprocess_limiter
+            )
+        finally:
+            image.close()
         probabilities = await self.batcher.classify(pixels, tta or self.tta)
         self.metrics.faces.inc(len(boxes) + dropped)
-        height, width = array.shape[:2]
         return {
             "faces": [face.to_dict() for face in face_results(boxes, probabilities)],
             "dropped_faces": dropped,
             "image": {"width": width, "height": height},
         }
 
-    def _prepare(self, data: bytes, detect: bool):
-        array = decode_image(data, self.settings.max_pixels)
+    def _find_faces(self, image: Image.Image, detect: bool):
+        """In a worker thread. Only the boxes and the 48x48 crops leave it: the decoded image, the big
+        allocation, is freed before the request waits for the classifier."""
+        array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
         boxes, pixels = self.predictor.find_faces(array, detect)
         kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
-        return array, boxes[:kept], pixels[:kept], max(0, len(boxes) - kept)
+        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2]
 
     def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         return self.predictor.predict_pixels(pixels, tta)

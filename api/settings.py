@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     upload_budget_bytes: int = Field(64 * 1024 * 1024, ge=1)
     body_timeout_s: float = Field(10.0, gt=0)  # a body not received whole this long after its headers: 408
     max_pixels: int = Field(25_000_000, ge=1)  # width x height of one image, checked before decoding
+    # Pixels decoded and searched for faces at once, across all requests (api/budgets.py); about 10
+    # bytes each at the peak. More wait their turn (within the request deadline).
+    decode_budget_pixels: int = Field(25_000_000, ge=1)
     max_faces: int = Field(32, ge=1)  # faces classified per image; the largest are kept
     max_batch_images: int = Field(16, ge=1)  # images in one /v1/predict/batch request
 

@@ -18,7 +18,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.errors import ApiError
-from fer.images import pil_to_array, sniff_format
+from fer.images import fewest_bytes_for, pil_to_array, sniff_format
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 MAX_MULTIPART_PARTS = 256  # far more than any real request; stops a body of thousands of tiny parts
@@ -129,9 +129,11 @@ def decode_base64(text: str) -> bytes:
 # ---- images ----------------------------------------------------------------------------------------
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Encoded bytes -> uint8 RGB or grayscale array, EXIF orientation applied. Raises ApiError:
-    400 not an image or damaged, 413 too many pixels, 415 a format outside ALLOWED_FORMATS."""
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Encoded bytes -> an image whose header is read and checked, its pixels not yet decoded (cheap: the
+    caller can budget for `width * height` before `to_array`). Raises ApiError: 400 not an image,
+    damaged, or a header that claims more pixels than its bytes can hold; 413 too many pixels; 415 a
+    format outside ALLOWED_FORMATS."""
     if not data:
         raise ApiError(400, "empty_image", "the uploaded image is empty")
     image_format = sniff_format(data)
@@ -148,15 +150,26 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         raise _too_many_pixels(max_pixels) from None
     except Exception:  # Pillow's decoders raise many kinds of error on damaged or crafted files
         raise ApiError(400, "bad_image", f"the {image_format} image is damaged and cannot be read") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise _too_many_pixels(max_pixels, width, height)
+    if len(data) < fewest_bytes_for(data, image_format, width, height):
+        image.close()
+        message = f"the {image_format} image is damaged: {len(data):,} bytes cannot hold {width}x{height} pixels"
+        raise ApiError(400, "bad_image", message)
+    return image
+
+
+def to_array(image: Image.Image) -> np.ndarray:
+    """Decode an image from `open_image` -> uint8 RGB or grayscale array, EXIF orientation applied.
+    Raises ApiError 400 for a truncated or damaged file."""
     with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _too_many_pixels(max_pixels, width, height)
         try:
             image.load()
             return pil_to_array(image)
         except Exception:
-            raise ApiError(400, "bad_image", f"the {image_format} image is truncated or damaged") from None
+            raise ApiError(400, "bad_image", f"the {image.format} image is truncated or damaged") from None
 
 
 def _too_many_pixels(max_pixels: int, width: int | None = None, height: int | None = None) -> ApiError:

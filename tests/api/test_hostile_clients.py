@@ -3,7 +3,9 @@ gets a 4xx or is let go, never a 5xx, and nothing they do is logged as a server 
 
 import logging
 import socket
+import struct
 import time
+import zlib
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from api import create_app
 from api.protocol import HeaderTimeoutH11Protocol
 from api.settings import Settings
-from tests.api.conftest import metric_value, running_server, seconds_until_closed
+from tests.api.conftest import encode, metric_value, running_server, seconds_until_closed
 
 
 def test_a_multipart_boundary_over_256_characters_is_400_not_500(live_server, caplog):
@@ -193,3 +195,55 @@ def test_a_chunked_body_is_counted_against_the_budget_as_it_arrives(live_server)
         ).status_code
         == 422
     )
+
+
+# ---- images that lie, and images that are big on purpose ------------------------------------------
+
+
+def _with_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header (SOF0) rewritten to claim width x height."""
+    at = jpeg.index(b"\xff\xc0")
+    return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
+
+
+def _png(width: int, height: int, bit_depth: int, color_type: int, scanlines: bytes) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_jpeg_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(live_server, astronaut):
+    # Before the fix it was decoded at 5000x4999 (290 MB) and answered 200 with no faces.
+    url = live_server()
+    liar = _with_jpeg_size(encode(astronaut[:64, :64]), 5000, 4999)
+    response = httpx.post(f"{url}/v1/predict", files={"file": ("liar.jpg", liar)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_image"
+    assert "cannot hold 5000x4999 pixels" in response.json()["error"]["message"]
+
+
+def test_a_png_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(live_server):
+    url = live_server()
+    liar = _png(5000, 5000, 16, 6, (b"\x00" + b"\x7f" * 8 * 64) * 64)  # 64x64 rows under a 5000x5000 header
+    response = httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("liar.png", liar)})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_image"
+
+
+def test_pixel_bombs_within_the_limits_are_decoded_within_the_decode_budget(live_server):
+    # One-colour 16-bit RGBA PNGs: 3,000 x 3,000 pixels in 40 KB each. Four at once over a budget of
+    # one image's pixels: decoded one after another, and every one answered.
+    url = live_server(decode_budget_pixels=9_000_000)
+    bomb = _png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
+    assert len(bomb) < 100_000
+    files = [("files", (f"bomb{i}.png", bomb)) for i in range(4)]
+    response = httpx.post(f"{url}/v1/predict/batch?detect=false", files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    assert [result["image"] for result in response.json()["results"]] == [{"width": 3000, "height": 3000}] * 4
+    assert metric_value(_metrics(url), "fer_decode_budget_pixels_held") == 0
