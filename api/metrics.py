@@ -37,6 +37,11 @@ class Metrics:
             "Bytes of request bodies held now (FER_UPLOAD_BUDGET_BYTES)",
             registry=self.registry,
         )
+        self.expected_wait = Gauge(
+            "fer_expected_wait_seconds",
+            "Estimated seconds of work admitted and not yet answered (503 beyond FER_MAX_EXPECTED_WAIT_S)",
+            registry=self.registry,
+        )
         self.decode_pixels = Gauge(
             "fer_decode_budget_pixels_held",
             "Pixels being decoded and searched for faces now (FER_DECODE_BUDGET_PIXELS)",

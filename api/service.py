@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Iterator
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ import anyio
 import numpy as np
 from PIL import Image
 
+from api.admission import WorkEstimate, retry_after_s
 from api.batching import DynamicBatcher
 from api.budgets import DecodeBudget
 from api.errors import ApiError
@@ -43,6 +45,8 @@ class InferenceService:
         self._preprocess_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
         self.decode_budget = DecodeBudget(settings.decode_budget_pixels)
         metrics.decode_pixels.set_function(lambda: self.decode_budget.held)
+        self.estimate = WorkEstimate(prepare_threads=int(self._preprocess_limiter.total_tokens))
+        metrics.expected_wait.set_function(lambda: self.estimate.queued_s)
         self.in_flight = 0
         self.ready = False
         self.draining = False
@@ -73,22 +77,36 @@ class InferenceService:
         for tta in dict.fromkeys([self.tta, "none"]):
             for size in sizes:
                 await self.batcher.warm_up(np.zeros((size, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8), tta)
-        await anyio.to_thread.run_sync(self.predictor.find_faces, np.zeros((64, 64, 3), dtype=np.uint8))
+        # A photo-sized frame: also the first measurement of what detection costs, for admission.
+        photo = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        for _ in range(3):
+            started = time.perf_counter()
+            await anyio.to_thread.run_sync(self.predictor.find_faces, photo)
+            self.estimate.prepare_s[True] = time.perf_counter() - started
 
     # ---- admission ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        """A slot for one request, or 503 at once when the server is full or shutting down."""
+    def admit(self, images: int, detect: bool, tta: str | None) -> Iterator[None]:
+        """A slot for one request of `images` images, or 503 at once: when the server is shutting down,
+        when FER_MAX_QUEUE requests are in, or when the work queued ahead of it (measured, see
+        api/admission.py) would not be done within FER_MAX_EXPECTED_WAIT_S."""
         retry = {"Retry-After": str(self.settings.retry_after_s)}
         if self.draining or not self.ready:
             raise ApiError(503, "unavailable", "the server is shutting down or not ready; retry", retry)
         if self.in_flight >= self.settings.max_queue:
             raise ApiError(503, "overloaded", "the server is at capacity; retry after a moment", retry)
+        cost_s = self.estimate.cost_s(images, detect, tta or self.tta)
+        beyond_s = self.estimate.wait_beyond(cost_s, self.settings.max_expected_wait_s)
+        if beyond_s > 0:
+            wait = f"{self.estimate.queued_s:.1f} s of work is queued"
+            retry = {"Retry-After": str(retry_after_s(beyond_s, self.settings.retry_after_s))}
+            raise ApiError(503, "overloaded", f"the server is at capacity ({wait}); retry after Retry-After", retry)
         self.in_flight += 1
         self.metrics.queue_depth.set(self.in_flight)
         try:
-            yield
+            with self.estimate.queued(cost_s):
+                yield
         finally:
             self.in_flight -= 1
             self.metrics.queue_depth.set(self.in_flight)
@@ -99,11 +117,12 @@ class InferenceService:
         """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
         image = open_image(data, self.settings.max_pixels)  # the header only: cheap, on the event loop
         try:
-            boxes, pixels, dropped, (height, width) = await self.decode_budget.run_in_thread(
+            boxes, pixels, dropped, (height, width), seconds = await self.decode_budget.run_in_thread(
                 image.width * image.height, lambda: self._find_faces(image, detect), self._preprocess_limiter
             )
         finally:
             image.close()
+        self.estimate.observe_preparation(detect, seconds, len(boxes) + dropped)
         probabilities = await self.batcher.classify(pixels, tta or self.tta)
         self.metrics.faces.inc(len(boxes) + dropped)
         return {
@@ -115,13 +134,18 @@ class InferenceService:
     def _find_faces(self, image: Image.Image, detect: bool):
         """In a worker thread. Only the boxes and the 48x48 crops leave it: the decoded image, the big
         allocation, is freed before the request waits for the classifier."""
+        started = time.perf_counter()
         array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
         boxes, pixels = self.predictor.find_faces(array, detect)
         kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
-        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2]
+        seconds = time.perf_counter() - started
+        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2], seconds
 
     def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
-        return self.predictor.predict_pixels(pixels, tta)
+        started = time.perf_counter()
+        probabilities = self.predictor.predict_pixels(pixels, tta)
+        self.estimate.observe_batch(tta, time.perf_counter() - started, len(pixels))
+        return probabilities
 
     def model_card(self) -> dict:
         card = self.predictor.card

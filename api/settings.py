@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Admission and deadlines
     max_queue: int = Field(128, ge=1)  # requests admitted at once; more get 503 with Retry-After
     request_timeout_s: float = Field(10.0, gt=0)  # a request not answered by then gets 504
+    # 503 at once when the work already admitted (measured service times, api/admission.py) would keep
+    # a new request waiting longer than this; below request_timeout_s, so that overload gives 503s, not 504s.
+    max_expected_wait_s: float = Field(5.0, gt=0)
     retry_after_s: int = Field(1, ge=0)  # the Retry-After header sent with 503
     # A connection's request headers must all arrive within this (api/protocol.py); slowloris guard.
     header_timeout_s: float = Field(10.0, gt=0)

@@ -104,7 +104,9 @@ async def predict(
     uploads = await _read_uploads(request, "file", "image")
     if len(uploads) > 1:
         raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
-    result = await _admitted(service, settings, lambda: service.predict(uploads[0].content(), detect, tta))
+    result = await _admitted(
+        service, settings, 1, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
+    )
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
@@ -133,13 +135,22 @@ async def predict_batch(
     uploads = await _read_uploads(request, "files", "images")
     if len(uploads) > settings.max_batch_images:
         raise ApiError(413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}")
-    results = await _admitted(service, settings, lambda: asyncio.gather(*(one(upload) for upload in uploads)))
+    work = lambda: asyncio.gather(*(one(upload) for upload in uploads))  # noqa: E731
+    results = await _admitted(service, settings, len(uploads), detect, tta, work)
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
-async def _admitted(service: InferenceService, settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` in an admission slot (503 at once when none is free) and within the deadline (504)."""
-    with service.admit():
+async def _admitted(
+    service: InferenceService,
+    settings: Settings,
+    images: int,
+    detect: bool,
+    tta: str | None,
+    work: Callable[[], Awaitable[T]],
+) -> T:
+    """Run `work` in an admission slot (503 at once when the server cannot take it) and within the
+    deadline (504)."""
+    with service.admit(images, detect, tta):
         return await with_deadline(settings.request_timeout_s, work())
 
 

@@ -44,6 +44,26 @@ def test_full_queue_answers_503_with_retry_after_at_once(live_server, small_pred
     assert metric_value(metrics, 'fer_rejections_total{reason="overloaded"}') == statuses.count(503)
 
 
+def test_overload_is_refused_at_once_by_expected_wait_never_by_timing_out(live_server, small_predictor, astronaut):
+    # One face per 0.4 s forward pass: 20 requests at once are 8 s of work against a 3 s deadline. Before
+    # admission measured work, all 20 were let in (the queue holds 128) and 13 got 504 after 3 s.
+    slow = SlowPredictor(small_predictor, delay_s=0.4)
+    url = live_server(predictor=slow, max_batch_size=1, max_wait_ms=0, request_timeout_s=3, max_expected_wait_s=1)
+    crop = encode(astronaut[60:170, 170:280], "PNG")
+    responses = asyncio.run(post_all(url, [crop] * 20))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 2 and statuses.count(503) >= 10
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "overloaded"
+            assert "queued" in response.json()["error"]["message"]
+            assert int(response.headers["retry-after"]) >= 1
+            assert response.elapsed.total_seconds() < 1  # answered at once, not after waiting in line
+    metrics = httpx.get(f"{url}/metrics").text
+    assert metric_value(metrics, "fer_expected_wait_seconds") == 0  # all answered: nothing queued
+
+
 def test_request_past_its_deadline_gets_504_and_frees_its_slot(live_server, small_predictor, astronaut):
     url = live_server(predictor=SlowPredictor(small_predictor, delay_s=1.5), request_timeout_s=0.3, max_queue=1)
     crop = encode(astronaut[60:170, 170:280], "PNG")

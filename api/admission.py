@@ -1,0 +1,65 @@
+"""How long the work already admitted will take, so that a request the server cannot answer in time is
+refused at once (503) instead of timing out after a long wait (504).
+
+A request's work is its images' preparation (decoding, and finding faces when asked) and their faces'
+classification. Both are timed as the server runs: preparation per image in the worker threads,
+classification per face in the batcher (under load the batches grow and a face gets cheaper, which the
+measurements follow). The estimate of the work queued ahead is the sum of the estimates of every
+request admitted and not yet answered, each taken when it was admitted.
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SMOOTHING = 0.2  # weight of a new measurement in the running averages
+
+
+class WorkEstimate:
+    def __init__(self, prepare_threads: int):
+        self.prepare_threads = prepare_threads
+        # Until measured (the service's warm-up measures both): a 640x480 photo with detection.
+        self.prepare_s = {True: 0.05, False: 0.002}  # seconds per image, by `detect`
+        self.face_s: dict[str, float] = {}  # seconds per face, by TTA mode
+        self.faces_per_image = 1.0  # with detection; without, an image is one face
+        self.queued_s = 0.0  # estimated seconds of work admitted and not yet answered
+
+    def cost_s(self, images: int, detect: bool, tta: str) -> float:
+        """Estimated seconds of server time `images` images of one request add to the queue."""
+        faces = images * (self.faces_per_image if detect else 1)
+        face_s = self.face_s.get(tta, max(self.face_s.values(), default=0.001))
+        return images * self.prepare_s[detect] / self.prepare_threads + faces * face_s
+
+    @contextmanager
+    def queued(self, cost_s: float) -> Iterator[None]:
+        self.queued_s += cost_s
+        try:
+            yield
+        finally:
+            self.queued_s = max(0.0, self.queued_s - cost_s)
+
+    def wait_beyond(self, cost_s: float, limit_s: float) -> float:
+        """Seconds by which a request of `cost_s` would finish past `limit_s` (0 when it fits). A request
+        that finds nothing queued always fits: however large, it can only be answered by running it."""
+        if self.queued_s <= 0:
+            return 0.0
+        return max(0.0, self.queued_s + cost_s - limit_s)
+
+    def observe_preparation(self, detect: bool, seconds: float, faces: int) -> None:
+        self.prepare_s[detect] = _smooth(self.prepare_s[detect], seconds)
+        if detect:
+            self.faces_per_image = _smooth(self.faces_per_image, faces)
+
+    def observe_batch(self, tta: str, seconds: float, faces: int) -> None:
+        if faces:
+            per_face = seconds / faces
+            self.face_s[tta] = _smooth(self.face_s.get(tta, per_face), per_face)
+
+
+def retry_after_s(beyond_s: float, minimum: int) -> int:
+    """Retry-After for a request refused because the queue is `beyond_s` seconds too long."""
+    return max(minimum, math.ceil(beyond_s))
+
+
+def _smooth(average: float, sample: float) -> float:
+    return (1 - SMOOTHING) * average + SMOOTHING * sample
