@@ -13,22 +13,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 SMOOTHING = 0.2  # weight of a new measurement in the running averages
+SMALLEST_IMAGE = 100_000  # pixels: below this, an image's fixed costs dominate; it counts as this many
 
 
 class WorkEstimate:
     def __init__(self, prepare_threads: int):
         self.prepare_threads = prepare_threads
-        # Until measured (the service's warm-up measures both): a 640x480 photo with detection.
-        self.prepare_s = {True: 0.05, False: 0.002}  # seconds per image, by `detect`
+        # Seconds per megapixel prepared, by `detect`: decoding and detection grow with the pixel count.
+        # Until measured (the service's warm-up measures detection), about what 2 cores take.
+        self.prepare_s_per_mp = {True: 0.15, False: 0.01}
         self.face_s: dict[str, float] = {}  # seconds per face, by TTA mode
         self.faces_per_image = 1.0  # with detection; without, an image is one face
         self.queued_s = 0.0  # estimated seconds of work admitted and not yet answered
 
-    def cost_s(self, images: int, detect: bool, tta: str) -> float:
-        """Estimated seconds of server time `images` images of one request add to the queue."""
-        faces = images * (self.faces_per_image if detect else 1)
+    def cost_s(self, pixels: list[int], detect: bool, tta: str) -> float:
+        """Estimated seconds of server time that a request's images (their pixel counts) add."""
+        megapixels = sum(max(count, SMALLEST_IMAGE) for count in pixels) / 1e6
+        faces = len(pixels) * (self.faces_per_image if detect else 1)
         face_s = self.face_s.get(tta, max(self.face_s.values(), default=0.001))
-        return images * self.prepare_s[detect] / self.prepare_threads + faces * face_s
+        return megapixels * self.prepare_s_per_mp[detect] / self.prepare_threads + faces * face_s
 
     @contextmanager
     def queued(self, cost_s: float) -> Iterator[None]:
@@ -40,13 +43,15 @@ class WorkEstimate:
 
     def wait_beyond(self, cost_s: float, limit_s: float) -> float:
         """Seconds by which a request of `cost_s` would finish past `limit_s` (0 when it fits). A request
-        that finds nothing queued always fits: however large, it can only be answered by running it."""
+        that finds nothing queued always fits: however large, it can only be answered by running it
+        (FER_MAX_REQUEST_PIXELS bounds how large)."""
         if self.queued_s <= 0:
             return 0.0
         return max(0.0, self.queued_s + cost_s - limit_s)
 
-    def observe_preparation(self, detect: bool, seconds: float, faces: int) -> None:
-        self.prepare_s[detect] = _smooth(self.prepare_s[detect], seconds)
+    def observe_preparation(self, detect: bool, seconds: float, pixels: int, faces: int) -> None:
+        per_mp = seconds / (max(pixels, SMALLEST_IMAGE) / 1e6)
+        self.prepare_s_per_mp[detect] = _smooth(self.prepare_s_per_mp[detect], per_mp)
         if detect:
             self.faces_per_image = _smooth(self.faces_per_image, faces)
 

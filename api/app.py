@@ -23,6 +23,7 @@ from PIL import Image
 
 from api.budgets import UploadBudget
 from api.errors import install_error_handlers
+from api.memory import return_freed_memory
 from api.metrics import Metrics
 from api.middleware import BodyIntake, RequestMetrics, SecurityHeaders
 from api.routes import page, predict, probes
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     """`predictor`: an already loaded model (tests, embedding); default: load `settings.weights`."""
     settings = settings or Settings()
     metrics = Metrics()
+    return_freed_memory()
     # Uploads are checked against settings.max_pixels before decoding; Pillow's own warning would only
     # add noise to the logs for an image that is refused anyway.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

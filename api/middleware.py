@@ -93,7 +93,11 @@ class BodyIntake:
     async def _reject(self, error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.rejections.labels(error.code).inc()
         response = error_response(error)
-        response.headers["Connection"] = "close"  # the rest of the body is never read
+        if error.status == 413:
+            response.headers["Connection"] = "close"  # a body over the limit is never read
+        # Otherwise (503: the budget is full) uvicorn reads the rest of the body and drops it, so that the
+        # client, still sending, then reads this answer instead of a reset connection; `fer serve`'s
+        # header deadline bounds how long that may take.
         await response(scope, receive, send)
 
 

@@ -82,13 +82,13 @@ class InferenceService:
         for _ in range(3):
             started = time.perf_counter()
             await anyio.to_thread.run_sync(self.predictor.find_faces, photo)
-            self.estimate.prepare_s[True] = time.perf_counter() - started
+            self.estimate.prepare_s_per_mp[True] = (time.perf_counter() - started) / (photo.size / 3 / 1e6)
 
     # ---- admission ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def admit(self, images: int, detect: bool, tta: str | None) -> Iterator[None]:
-        """A slot for one request of `images` images, or 503 at once: when the server is shutting down,
+    def admit(self, pixels: list[int], detect: bool, tta: str | None) -> Iterator[None]:
+        """A slot for one request of images of `pixels` pixels each, or 503 at once: when the server is shutting down,
         when FER_MAX_QUEUE requests are in, or when the work queued ahead of it (measured, see
         api/admission.py) would not be done within FER_MAX_EXPECTED_WAIT_S."""
         retry = {"Retry-After": str(self.settings.retry_after_s)}
@@ -96,7 +96,7 @@ class InferenceService:
             raise ApiError(503, "unavailable", "the server is shutting down or not ready; retry", retry)
         if self.in_flight >= self.settings.max_queue:
             raise ApiError(503, "overloaded", "the server is at capacity; retry after a moment", retry)
-        cost_s = self.estimate.cost_s(images, detect, tta or self.tta)
+        cost_s = self.estimate.cost_s(pixels, detect, tta or self.tta)
         beyond_s = self.estimate.wait_beyond(cost_s, self.settings.max_expected_wait_s)
         if beyond_s > 0:
             wait = f"{self.estimate.queued_s:.1f} s of work is queued"
@@ -122,7 +122,7 @@ class InferenceService:
             )
         finally:
             image.close()
-        self.estimate.observe_preparation(detect, seconds, len(boxes) + dropped)
+        self.estimate.observe_preparation(detect, seconds, width * height, len(boxes) + dropped)
         probabilities = await self.batcher.classify(pixels, tta or self.tta)
         self.metrics.faces.inc(len(boxes) + dropped)
         return {

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     upload_budget_bytes: int = Field(64 * 1024 * 1024, ge=1)
     body_timeout_s: float = Field(10.0, gt=0)  # a body not received whole this long after its headers: 408
     max_pixels: int = Field(25_000_000, ge=1)  # width x height of one image, checked before decoding
+    # All images of one request together (a batch of 16 one-colour 5000x5000 PNGs is 3.2 MB and 400 MP:
+    # more than 10 s of decoding on 2 cores); 413 beyond.
+    max_request_pixels: int = Field(100_000_000, ge=1)
     # Pixels decoded and searched for faces at once, across all requests (api/budgets.py); about 10
     # bytes each at the peak. More wait their turn (within the request deadline).
     decode_budget_pixels: int = Field(25_000_000, ge=1)

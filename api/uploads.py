@@ -31,7 +31,18 @@ class Upload:
     # batch one bad string fails only its own image)
 
     def content(self) -> bytes:
-        return decode_base64(self.raw) if isinstance(self.raw, str) else self.raw
+        if isinstance(self.raw, str):
+            self.raw = decode_base64(self.raw)  # once: admission and prediction both read it
+        return self.raw
+
+    def declared_pixels(self, max_pixels: int) -> int:
+        """Width x height from the image's header, without decoding it; 0 when `open_image` refuses it
+        (the error is reported when the image is decoded, for that image alone)."""
+        try:
+            with open_image(self.content(), max_pixels) as image:
+                return image.width * image.height
+        except ApiError:
+            return 0
 
 
 # ---- request bodies --------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ async def predict(
     if len(uploads) > 1:
         raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
     result = await _admitted(
-        service, settings, 1, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
+        service, settings, uploads, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
     )
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
@@ -136,21 +136,27 @@ async def predict_batch(
     if len(uploads) > settings.max_batch_images:
         raise ApiError(413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}")
     work = lambda: asyncio.gather(*(one(upload) for upload in uploads))  # noqa: E731
-    results = await _admitted(service, settings, len(uploads), detect, tta, work)
+    results = await _admitted(service, settings, uploads, detect, tta, work)
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
 async def _admitted(
     service: InferenceService,
     settings: Settings,
-    images: int,
+    uploads: list[Upload],
     detect: bool,
     tta: str | None,
     work: Callable[[], Awaitable[T]],
 ) -> T:
     """Run `work` in an admission slot (503 at once when the server cannot take it) and within the
-    deadline (504)."""
-    with service.admit(images, detect, tta):
+    deadline (504); 413 first when the uploads' headers add up to more pixels than a request may have."""
+    pixels = [upload.declared_pixels(settings.max_pixels) for upload in uploads]
+    if sum(pixels) > settings.max_request_pixels:
+        message = (
+            f"the images total {sum(pixels):,} pixels; this server takes {settings.max_request_pixels:,} per request"
+        )
+        raise ApiError(413, "too_many_pixels", message)
+    with service.admit(pixels, detect, tta):
         return await with_deadline(settings.request_timeout_s, work())
 
 

@@ -247,3 +247,13 @@ def test_pixel_bombs_within_the_limits_are_decoded_within_the_decode_budget(live
     assert response.status_code == 200, response.text
     assert [result["image"] for result in response.json()["results"]] == [{"width": 3000, "height": 3000}] * 4
     assert metric_value(_metrics(url), "fer_decode_budget_pixels_held") == 0
+
+
+def test_a_batch_whose_images_total_more_pixels_than_a_request_may_have_is_413(live_server):
+    # 16 such bombs are 3.2 MB on the wire and 400 megapixels to decode: more than the deadline allows.
+    url = live_server(max_request_pixels=20_000_000)
+    bomb = _png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
+    files = [("files", (f"bomb{i}.png", bomb)) for i in range(3)]
+    response = httpx.post(f"{url}/v1/predict/batch", files=files, timeout=60)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_pixels"
+    assert "27,000,000 pixels" in response.json()["error"]["message"]
