@@ -5,11 +5,11 @@ shipped model) so that it can read the server's memory from /proc.
     python bench/api_hostile.py memory                    # 3 rounds of 128 worst-case requests at once
     python bench/api_hostile.py soak --minutes 30         # 2x capacity with slow clients, disconnects, bombs
 
-memory: each round sends 128 requests at once, 32 of each kind: a 10 MB JSON body (a 7.8-megapixel
-noise PNG in base64, the largest body allowed), a batch of 16 one-colour 5000x5000 16-bit RGBA PNGs
-(3.2 MB that decode to 400 megapixels), a 64x64 JPEG whose header claims 5000x4999, and a
-5000x5000 photo JPEG with detection. It reports the server's peak RSS (sampled every 20 ms), its RSS
-before and after each round, and every status code.
+memory: each round sends 128 requests at once, 32 of each kind (--kinds: fewer kinds, more of each):
+a 10 MB JSON body (a 7.8-megapixel noise PNG in base64, the largest body allowed), a batch of 16
+one-colour 5000x5000 16-bit RGBA PNGs (3.2 MB that decode to 400 megapixels), a 64x64 JPEG whose
+header claims 5000x4999, and a 5000x5000 photo JPEG with detection. It reports the server's peak
+RSS (sampled every 20 ms), its RSS before and after each round, and every status code.
 
 soak: measures capacity (photos with detection, 16 connections, 15 s), then for --minutes runs photo
 requests at twice that rate beside 50 slow uploaders, 20 slowloris header tricklers, a client that
@@ -189,15 +189,15 @@ async def status_of(request) -> str:
 # ---- memory ---------------------------------------------------------------------------------------
 
 
-async def memory_rounds(url: str, payloads: Payloads, rounds: int, pid: int) -> list[dict]:
+async def memory_rounds(url: str, payloads: Payloads, rounds: int, pid: int, kinds: list[str]) -> list[dict]:
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=0)
     results = []
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         for number in range(1, rounds + 1):
             before = rss_mb(pid)
-            kinds = ["json", "bombs", "liar", "huge"] * 32
+            sent = kinds * (128 // len(kinds))
             started = time.monotonic()
-            statuses = await asyncio.gather(*(status_of(payloads.send(client, kind)) for kind in kinds))
+            statuses = await asyncio.gather(*(status_of(payloads.send(client, kind)) for kind in sent))
             seconds = time.monotonic() - started
             await asyncio.sleep(2)
             by_kind = {
@@ -223,7 +223,7 @@ def run_memory(args: argparse.Namespace) -> dict:
         baseline = rss_mb(server.pid)
         print(f"server ready and warm: RSS {baseline:.0f} MB")
         with RssSampler(server.pid, 0.02) as sampler:
-            rounds = asyncio.run(memory_rounds(url, payloads, args.rounds, server.pid))
+            rounds = asyncio.run(memory_rounds(url, payloads, args.rounds, server.pid, args.kinds))
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
     finally:
         server.terminate()
@@ -419,6 +419,8 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     memory = commands.add_parser("memory", help="peak RSS under 128 worst-case requests at once")
     memory.add_argument("--rounds", type=int, default=3)
+    kinds = ["json", "bombs", "liar", "huge"]
+    memory.add_argument("--kinds", nargs="+", choices=kinds, default=kinds, help="the worst cases to send (128 in all)")
     soak = commands.add_parser("soak", help="mixed hostile and normal load for a while")
     soak.add_argument("--minutes", type=float, default=30)
     soak.add_argument("--load", type=float, default=2.0, help="normal traffic as a multiple of measured capacity")
