@@ -20,12 +20,31 @@ TRIM_THRESHOLD = 4 * 1024 * 1024
 ARENAS = 2
 
 
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def trim() -> bool:
+    """Give the free pages inside the heaps back to the OS now (glibc's malloc_trim): what the settings
+    below cannot, for the small blocks (a request body arrives in 64 KiB chunks) freed between ones
+    still in use. Takes a few milliseconds; False where the C library is not glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    libc.malloc_trim(0)
+    return True
+
+
 def return_freed_memory() -> bool:
     """Set glibc's malloc as above; False where the C library is not glibc."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = all(
         mallopt(option, value)

@@ -48,7 +48,7 @@ class Upload:
 # ---- request bodies --------------------------------------------------------------------------------
 
 
-def read_uploads(body: bytes, content_type: str, file_field: str, json_field: str) -> list[Upload]:
+def read_uploads(body: bytes | bytearray, content_type: str, file_field: str, json_field: str) -> list[Upload]:
     """All uploads in a multipart body (its `file_field` parts) or a JSON body (`json_field`: one base64
     string, or a list of them)."""
     media_type = content_type.split(";")[0].strip().lower()
@@ -67,7 +67,7 @@ def read_uploads(body: bytes, content_type: str, file_field: str, json_field: st
     )
 
 
-def parse_multipart(body: bytes, content_type: str) -> list[Upload]:
+def parse_multipart(body: bytes | bytearray, content_type: str) -> list[Upload]:
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -114,7 +114,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Upload]:
     return uploads
 
 
-def _json_images(body: bytes, field: str) -> list[str]:
+def _json_images(body: bytes | bytearray, field: str) -> list[str]:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -131,8 +131,10 @@ def decode_base64(text: str) -> bytes:
     """Standard base64, with or without a data: URL prefix (what a browser's FileReader gives)."""
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
+    if any(space in text for space in " \n\r\t"):  # line-wrapped base64; copied only then (10 MB bodies)
+        text = "".join(text.split())
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "invalid_base64", "the image is not valid base64") from None
 

@@ -201,7 +201,7 @@ async def memory_rounds(url: str, payloads: Payloads, rounds: int, pid: int, kin
             seconds = time.monotonic() - started
             await asyncio.sleep(2)
             by_kind = {
-                kind: dict(collections.Counter(s for k, s in zip(kinds, statuses) if k == kind)) for kind in set(kinds)
+                kind: dict(collections.Counter(s for k, s in zip(sent, statuses) if k == kind)) for kind in kinds
             }
             after = rss_mb(pid)
             results.append(

@@ -164,7 +164,11 @@ async def _read_uploads(request: Request, file_field: str, json_field: str) -> l
     # Read before admission: a slow uploader then holds part of the upload budget (BodyIntake, which
     # also cuts it off at its body deadline) and never one of the inference slots.
     try:
-        body = await request.body()
+        # Into one buffer, not request.body(): that keeps the chunks and their joined copy (2x the body
+        # at once) and caches the body on the request until it is answered.
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
     except ClientDisconnect:
         # The client went away mid-upload: nobody reads the answer, and it is no server failure. 499 is
         # nginx's "client closed request", so that metrics tell it apart from errors.
