@@ -2,7 +2,8 @@
 refused at once (503) instead of timing out after a long wait (504).
 
 A request's work is its images' preparation (decoding, and finding faces when asked) and their faces'
-classification. Both are timed as the server runs: preparation per image in the worker threads,
+classification. All are timed as the server runs: decoding per megapixel and detection per image in
+the worker threads,
 classification per face in the batcher (under load the batches grow and a face gets cheaper, which the
 measurements follow). The estimate of the work queued ahead is the sum of the estimates of every
 request admitted and not yet answered, each taken when it was admitted.
@@ -19,9 +20,10 @@ SMALLEST_IMAGE = 100_000  # pixels: below this, an image's fixed costs dominate;
 class WorkEstimate:
     def __init__(self, prepare_threads: int):
         self.prepare_threads = prepare_threads
-        # Seconds per megapixel prepared, by `detect`: decoding and detection grow with the pixel count.
-        # Until measured (the service's warm-up measures detection), about what 2 cores take.
-        self.prepare_s_per_mp = {True: 0.15, False: 0.01}
+        # Until measured (the service's warm-up measures both), about what 2 cores take. Decoding grows
+        # with the pixels; detection hardly does (the detector scales big images down first).
+        self.decode_s_per_mp = 0.02
+        self.detect_s = 0.05  # per image
         self.face_s: dict[str, float] = {}  # seconds per face, by TTA mode
         self.faces_per_image = 1.0  # with detection; without, an image is one face
         self.queued_s = 0.0  # estimated seconds of work admitted and not yet answered
@@ -29,9 +31,10 @@ class WorkEstimate:
     def cost_s(self, pixels: list[int], detect: bool, tta: str) -> float:
         """Estimated seconds of server time that a request's images (their pixel counts) add."""
         megapixels = sum(max(count, SMALLEST_IMAGE) for count in pixels) / 1e6
+        prepare_s = megapixels * self.decode_s_per_mp + (len(pixels) * self.detect_s if detect else 0)
         faces = len(pixels) * (self.faces_per_image if detect else 1)
         face_s = self.face_s.get(tta, max(self.face_s.values(), default=0.001))
-        return megapixels * self.prepare_s_per_mp[detect] / self.prepare_threads + faces * face_s
+        return prepare_s / self.prepare_threads + faces * face_s
 
     @contextmanager
     def queued(self, cost_s: float) -> Iterator[None]:
@@ -49,10 +52,11 @@ class WorkEstimate:
             return 0.0
         return max(0.0, self.queued_s + cost_s - limit_s)
 
-    def observe_preparation(self, detect: bool, seconds: float, pixels: int, faces: int) -> None:
-        per_mp = seconds / (max(pixels, SMALLEST_IMAGE) / 1e6)
-        self.prepare_s_per_mp[detect] = _smooth(self.prepare_s_per_mp[detect], per_mp)
-        if detect:
+    def observe_preparation(self, pixels: int, decode_s: float, detect_s: float | None, faces: int) -> None:
+        """One image prepared: decoded in `decode_s`, its faces found in `detect_s` (None: not asked)."""
+        self.decode_s_per_mp = _smooth(self.decode_s_per_mp, decode_s / (max(pixels, SMALLEST_IMAGE) / 1e6))
+        if detect_s is not None:
+            self.detect_s = _smooth(self.detect_s, detect_s)
             self.faces_per_image = _smooth(self.faces_per_image, faces)
 
     def observe_batch(self, tta: str, seconds: float, faces: int) -> None:

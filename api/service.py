@@ -7,6 +7,7 @@ One instance per app, created in the lifespan; nothing here knows about HTTP bey
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import time
@@ -93,12 +94,16 @@ class InferenceService:
         for tta in dict.fromkeys([self.tta, "none"]):
             for size in sizes:
                 await self.batcher.warm_up(np.zeros((size, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8), tta)
-        # A photo-sized frame: also the first measurement of what detection costs, for admission.
+        # A photo-sized JPEG: also the first measurements of what decoding and detection cost, for admission.
         photo = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        jpeg = io.BytesIO()
+        Image.fromarray(photo).save(jpeg, format="JPEG", quality=90)
         for _ in range(3):
-            started = time.perf_counter()
-            await anyio.to_thread.run_sync(self.predictor.find_faces, photo)
-            self.estimate.prepare_s_per_mp[True] = (time.perf_counter() - started) / (photo.size / 3 / 1e6)
+            _, _, _, _, (decode_s, detect_s) = await anyio.to_thread.run_sync(
+                self._find_faces, open_image(jpeg.getvalue(), max_pixels=640 * 480), True
+            )
+            self.estimate.decode_s_per_mp = decode_s / (photo.size / 3 / 1e6)
+            self.estimate.detect_s = detect_s
 
     # ---- admission ----------------------------------------------------------------------------------
 
@@ -134,12 +139,12 @@ class InferenceService:
         """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
         image = open_image(data, self.settings.max_pixels)  # the header only: cheap, on the event loop
         try:
-            boxes, pixels, dropped, (height, width), seconds = await self.decode_budget.run_in_thread(
+            boxes, pixels, dropped, (height, width), (decode_s, detect_s) = await self.decode_budget.run_in_thread(
                 image.width * image.height, lambda: self._find_faces(image, detect), self._preprocess_limiter
             )
         finally:
             image.close()
-        self.estimate.observe_preparation(detect, seconds, width * height, len(boxes) + dropped)
+        self.estimate.observe_preparation(width * height, decode_s, detect_s if detect else None, len(boxes) + dropped)
         probabilities = await self.batcher.classify(pixels, tta or self.tta)
         self.metrics.faces.inc(len(boxes) + dropped)
         return {
@@ -149,14 +154,16 @@ class InferenceService:
         }
 
     def _find_faces(self, image: Image.Image, detect: bool):
-        """In a worker thread. Only the boxes and the 48x48 crops leave it: the decoded image, the big
-        allocation, is freed before the request waits for the classifier."""
+        """In a worker thread: boxes, crops, faces dropped over FER_MAX_FACES, (height, width) and the
+        seconds spent decoding and detecting (for admission). Only boxes and 48x48 crops leave it: the
+        decoded image, the big allocation, is freed before the request waits for the classifier."""
         started = time.perf_counter()
         array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
+        decoded = time.perf_counter()
         boxes, pixels = self.predictor.find_faces(array, detect)
         kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
-        seconds = time.perf_counter() - started
-        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2], seconds
+        timings = (decoded - started, time.perf_counter() - decoded)
+        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2], timings
 
     def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         started = time.perf_counter()

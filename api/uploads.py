@@ -35,12 +35,16 @@ class Upload:
             self.raw = decode_base64(self.raw)  # once: admission and prediction both read it
         return self.raw
 
+    def pixels(self, max_pixels: int) -> int:
+        """Width x height from the image's header, without decoding it. Raises what `open_image` raises."""
+        with open_image(self.content(), max_pixels) as image:
+            return image.width * image.height
+
     def declared_pixels(self, max_pixels: int) -> int:
-        """Width x height from the image's header, without decoding it; 0 when `open_image` refuses it
-        (the error is reported when the image is decoded, for that image alone)."""
+        """`pixels`, or 0 for an image `open_image` refuses (in a batch, the error is reported when the
+        image is decoded, for that image alone)."""
         try:
-            with open_image(self.content(), max_pixels) as image:
-                return image.width * image.height
+            return self.pixels(max_pixels)
         except ApiError:
             return 0
 

@@ -104,8 +104,10 @@ async def predict(
     uploads = await _read_uploads(request, "file", "image")
     if len(uploads) > 1:
         raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
+    # A bad image gets its 4xx now, before it waits for capacity: its header is all it takes.
+    pixels = [uploads[0].pixels(settings.max_pixels)]
     result = await _admitted(
-        service, settings, uploads, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
+        service, settings, pixels, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
     )
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
@@ -136,21 +138,22 @@ async def predict_batch(
     if len(uploads) > settings.max_batch_images:
         raise ApiError(413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}")
     work = lambda: asyncio.gather(*(one(upload) for upload in uploads))  # noqa: E731
-    results = await _admitted(service, settings, uploads, detect, tta, work)
+    pixels = [upload.declared_pixels(settings.max_pixels) for upload in uploads]
+    results = await _admitted(service, settings, pixels, detect, tta, work)
     return {"results": results, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
 
 async def _admitted(
     service: InferenceService,
     settings: Settings,
-    uploads: list[Upload],
+    pixels: list[int],
     detect: bool,
     tta: str | None,
     work: Callable[[], Awaitable[T]],
 ) -> T:
     """Run `work` in an admission slot (503 at once when the server cannot take it) and within the
-    deadline (504); 413 first when the uploads' headers add up to more pixels than a request may have."""
-    pixels = [upload.declared_pixels(settings.max_pixels) for upload in uploads]
+    deadline (504); 413 first when the images' `pixels` (from their headers) add up to more than a
+    request may have."""
     if sum(pixels) > settings.max_request_pixels:
         message = (
             f"the images total {sum(pixels):,} pixels; this server takes {settings.max_request_pixels:,} per request"

@@ -64,6 +64,26 @@ def test_overload_is_refused_at_once_by_expected_wait_never_by_timing_out(live_s
     assert metric_value(metrics, "fer_expected_wait_seconds") == 0  # all answered: nothing queued
 
 
+def test_a_bad_image_is_told_so_at_once_even_when_the_server_is_full(live_server, small_predictor, astronaut):
+    url = live_server(predictor=SlowPredictor(small_predictor, delay_s=1.0), max_queue=1, max_wait_ms=0)
+    crop = encode(astronaut[60:170, 170:280], "PNG")
+    liar = encode(astronaut[:64, :64])  # a JPEG; its frame header is rewritten to claim 5000x4999
+    at = liar.index(b"\xff\xc0")
+    liar = liar[: at + 5] + (4999).to_bytes(2, "big") + (5000).to_bytes(2, "big") + liar[at + 9 :]
+
+    async def main():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            busy = asyncio.create_task(client.post("/v1/predict?detect=false", files={"file": ("c.png", crop)}))
+            await asyncio.sleep(0.3)  # the one slot is taken
+            full = await client.post("/v1/predict?detect=false", files={"file": ("c.png", crop)})
+            bad = await client.post("/v1/predict", files={"file": ("x.jpg", liar)})
+            return (await busy).status_code, full.status_code, bad
+
+    busy, full, bad = asyncio.run(main())
+    assert (busy, full) == (200, 503)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_image"  # not 503: retrying is no use
+
+
 def test_request_past_its_deadline_gets_504_and_frees_its_slot(live_server, small_predictor, astronaut):
     url = live_server(predictor=SlowPredictor(small_predictor, delay_s=1.5), request_timeout_s=0.3, max_queue=1)
     crop = encode(astronaut[60:170, 170:280], "PNG")
