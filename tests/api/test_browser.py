@@ -8,6 +8,8 @@ suite runs; CI sets FER_REQUIRE_BROWSER=1, which turns that skip into a failure.
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -141,29 +143,38 @@ def test_webcam_mode_streams_frames_to_the_server(browser_page, live_server):
     assert page.locator("#webcam").inner_text() == "Start webcam"
 
 
-def _run_the_upload_test_without_any_chromium(tmp_path, **env):
-    """This file's upload test in a pytest of its own, on a machine where no Chromium can be found."""
-    import subprocess
-    import sys
-
+@pytest.fixture(scope="module")
+def runs_without_chromium(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """This file's upload test in pytests of their own, on a machine where no Chromium can be found:
+    as `make test` runs it ("skip") and as `.ci/run` does ("require"). The two start together: each
+    spends its seconds importing, and two cores do that side by side."""
     from tests.conftest import REPO
 
+    tmp_path = tmp_path_factory.mktemp("no-chromium")
     clean = {k: v for k, v in os.environ.items() if k not in ("FER_CHROMIUM", "FER_REQUIRE_BROWSER")}
-    clean.update(PATH=str(tmp_path), PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "no-browsers"), **env)
+    clean.update(PATH=str(tmp_path), PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "no-browsers"))
     test = "tests/api/test_browser.py::test_uploading_a_photo_draws_the_face_and_its_emotion"
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", test],
-        cwd=REPO, env=clean, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", test]
+    started = {
+        mode: subprocess.Popen(
+            command, cwd=REPO, env={**clean, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for mode, extra in (("skip", {}), ("require", {"FER_REQUIRE_BROWSER": "1"}))
+    }
+    results = {}
+    for mode, process in started.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[mode] = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return results
 
 
-def test_without_any_chromium_the_browser_tests_are_skipped_and_say_why(tmp_path):
-    result = _run_the_upload_test_without_any_chromium(tmp_path)
+def test_without_any_chromium_the_browser_tests_are_skipped_and_say_why(runs_without_chromium):
+    result = runs_without_chromium["skip"]
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 skipped" in result.stdout and "no Chromium on this machine" in result.stdout
     assert "playwright install chromium" in result.stdout  # what to do about it
 
 
-def test_ci_turns_the_missing_chromium_into_a_failure(tmp_path):
-    result = _run_the_upload_test_without_any_chromium(tmp_path, FER_REQUIRE_BROWSER="1")
+def test_ci_turns_the_missing_chromium_into_a_failure(runs_without_chromium):
+    result = runs_without_chromium["require"]
     assert result.returncode == 1 and "no Chromium on this machine" in result.stdout
