@@ -10,6 +10,7 @@ near what is in use. A few percent of speed is the price, on allocations this si
 """
 
 import ctypes
+import functools
 import logging
 
 logger = logging.getLogger("api")
@@ -20,11 +21,18 @@ TRIM_THRESHOLD = 4 * 1024 * 1024
 ARENAS = 2
 
 
-def _libc():
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, loaded once (the trimmer calls in every few seconds), with the two functions' signatures."""
     try:
-        return ctypes.CDLL("libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
+    if not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):
+        return None
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return libc
 
 
 def trim() -> bool:
@@ -32,9 +40,8 @@ def trim() -> bool:
     below cannot, for the small blocks (a request body arrives in 64 KiB chunks) freed between ones
     still in use. Takes a few milliseconds; False where the C library is not glibc."""
     libc = _libc()
-    if libc is None or not hasattr(libc, "malloc_trim"):
+    if libc is None:
         return False
-    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     libc.malloc_trim(0)
     return True
 
@@ -42,12 +49,10 @@ def trim() -> bool:
 def return_freed_memory() -> bool:
     """Set glibc's malloc as above; False where the C library is not glibc."""
     libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
+    if libc is None:
         return False
-    mallopt = libc.mallopt
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = all(
-        mallopt(option, value)
+        libc.mallopt(option, value)
         for option, value in (
             (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
             (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
