@@ -51,11 +51,11 @@ def serve(
         os.environ["FER_TTA"] = tta
     if backend is not None:
         os.environ["FER_BACKEND"] = backend
-    check_settings()
+    settings = check_settings()
     # Everything a user can get wrong is checked here, in one line each, before a worker spends
     # seconds loading the model only to fail in its lifespan with a traceback.
     check_port_is_free(host, port)
-    check_weights_load(os.environ.get("FER_WEIGHTS"))
+    check_model_loads(settings)
     uvicorn.run(
         "api:create_app",
         factory=True,
@@ -86,12 +86,14 @@ def check_port_is_free(host: str, port: int) -> None:
             raise FerError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
 
 
-def check_weights_load(weights: str | None) -> None:
-    """Load the weights and card once (about a second): a file that is not fer weights is the same one
-    line as in `fer evaluate`, not a lifespan traceback from every worker."""
-    from fer.weights import default_weights_path, load_model
+def check_model_loads(settings: Settings) -> None:
+    """Load the model once as the server will (about a second): a file that is not fer weights, or an
+    engine the device cannot run, is the same one line as in `fer evaluate`, not a lifespan traceback
+    from every worker. The same load, not a fuller one: with workers=1 uvicorn serves from this
+    process, which must not import torch when the server will not use it."""
+    from fer.predictor import Predictor
 
-    load_model(weights or default_weights_path())
+    Predictor.load(settings.weights, settings.device, settings.tta, backend=settings.backend)
 
 
 def check_settings() -> Settings:

@@ -12,12 +12,16 @@ INT8_MAX_ACCURACY_DROP below the float model's.
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fer.card import ModelCard
+from fer.device import cpu_threads
 from fer.preprocess import INPUT_SIZE
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-3  # max |logit difference| between the .onnx and the weights
@@ -26,13 +30,16 @@ INT8_MAX_ACCURACY_DROP = 0.005  # validation accuracy the int8 variant may lose 
 
 
 class OnnxModel:
-    """Called like the torch model: (B, 1, 48, 48) float pixels -> (B, 7) logits, on the CPU."""
+    """An engine for fer.tta: (B, 1, 48, 48) float32 NumPy pixels -> (B, 7) float32 logits, on the CPU.
+    Nothing here imports torch, except the check against a torch model."""
+
+    precision = "float32"  # of the arithmetic a float model's file asks for; the int8 variant's is int8
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads or cpu_threads()
         options.log_severity_level = 3  # errors only
         # Idle worker threads sleep instead of spinning: in a server or the webcam demo the model shares
         # the cores with decoding, detection and the event loop, which spinning threads would starve.
@@ -40,19 +47,21 @@ class OnnxModel:
         self.path = Path(path)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(pixels.detach().to(torch.float32).numpy())
-        return torch.from_numpy(self.session.run(["logits"], {"pixels": array})[0])
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        array = np.ascontiguousarray(pixels, dtype=np.float32)
+        return self.session.run(["logits"], {"pixels": array})[0]
 
-    def agrees_with(self, model: torch.nn.Module) -> bool:
-        probe = torch.rand(4, 1, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 255
+    def agrees_with(self, model: "torch.nn.Module") -> bool:
+        import torch
+
+        probe = np.random.default_rng(0).random((4, 1, INPUT_SIZE, INPUT_SIZE), dtype=np.float32) * 255
         with torch.inference_mode():
-            expected = model(probe).float()  # a float32 model on the CPU, as loaded
+            expected = model(torch.from_numpy(probe)).float().numpy()  # a float32 model on the CPU, as loaded
         try:
             actual = self(probe)
         except Exception:  # a file for another input or output shape
             return False
-        return actual.shape == expected.shape and float((actual - expected).abs().max()) <= AGREEMENT_TOLERANCE
+        return actual.shape == expected.shape and float(np.abs(actual - expected).max()) <= AGREEMENT_TOLERANCE
 
 
 def onnx_path_for(weights: str | os.PathLike) -> Path | None:
@@ -65,7 +74,7 @@ def onnx_path_for(weights: str | os.PathLike) -> Path | None:
     return Path(f"{path}.onnx")
 
 
-def load_onnx_model(weights: str | os.PathLike, model: torch.nn.Module, required: bool) -> OnnxModel | None:
+def load_onnx_model(weights: str | os.PathLike, model: "torch.nn.Module", required: bool) -> OnnxModel | None:
     """The checked ONNX Runtime model for `weights`, or None (then PyTorch runs the model). With
     `required`, a missing or disagreeing file is an error instead."""
     from fer.errors import WeightsError

@@ -6,18 +6,17 @@
 ...     print(face.box, face.emotion, round(face.score, 2))
 """
 
-import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from fer.card import Metrics, ModelCard
-from fer.device import resolve_device
+from fer.device import inference_device
 from fer.errors import FerError
 from fer.faces import Box, FaceDetector, HaarFaceDetector
 from fer.images import ImageInput, read_image
@@ -26,7 +25,10 @@ from fer.onnx_runtime import OnnxModel, load_default_int8_model, load_int8_model
 from fer.options import BACKENDS, check_tta
 from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
 from fer.tta import predict_probabilities
-from fer.weights import default_weights_path, load_model
+from fer.weights import default_weights_path, is_checkpoint, load_model, read_card
+
+if TYPE_CHECKING:
+    import torch
 
 INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
 
@@ -50,9 +52,9 @@ class FaceResult:
 class Predictor:
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: "torch.nn.Module | None",
         card: ModelCard,
-        device: torch.device,
+        device: "str | torch.device",
         tta: str = "none",
         detector: FaceDetector | None = None,
         batch_size: int = 256,
@@ -60,16 +62,19 @@ class Predictor:
         backend_name: str = "onnxruntime",
     ):
         """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
-        as `backend_name`."""
+        as `backend_name`; `model` may then be None, and torch is never imported."""
         check_tta(tta)
-        self.device = device
-        # Half precision on GPUs (tensor cores, half the memory traffic); fp32 elsewhere.
-        self.dtype = torch.float16 if device.type == "cuda" else torch.float32
-        # A copy: moving, casting and re-laying out a module happen in place, and the caller's model
-        # (an exporter's, a trainer's) must stay as it was.
-        self.model = copy.deepcopy(model).to(device=device, dtype=self.dtype, memory_format=torch.channels_last).eval()
-        use_onnx = onnx_model is not None and device.type == "cpu"
-        self.forward = onnx_model if use_onnx else self.model  # what predict_pixels calls
+        self.device = str(device)  # as torch names it: "cpu", "cuda:0", "mps"
+        use_onnx = onnx_model is not None and self.device == "cpu"
+        if use_onnx:
+            self.model, self.forward = model, onnx_model
+        elif model is None:
+            raise ValueError(f"a Predictor on {self.device} needs the torch model (ONNX Runtime runs on the CPU)")
+        else:
+            from fer.torch_engine import TorchEngine
+
+            self.forward = TorchEngine(model, self.device)  # what predict_pixels calls
+            self.model = self.forward.model
         self.backend = backend_name if use_onnx else "torch"
         self.card = card
         self.tta = tta
@@ -90,27 +95,29 @@ class Predictor:
         `backend`: on a CPU, "auto" runs the int8 variant named in the card when its validation
         accuracy holds (fer.onnx_runtime.int8_accuracy_holds), else the .onnx exported beside the
         weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
-        float32 .onnx; "int8" requires the int8 variant."""
+        float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
+        the weights' tensors nor torch itself are loaded for it."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
+        resolved = inference_device(device)
+        if backend in ("onnx", "int8") and resolved != "cpu":
+            raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.split(':')[0]}")
+        if resolved == "cpu" and backend in ("auto", "int8") and not is_checkpoint(weights):
+            card = read_card(weights)
+            int8 = load_int8_model(weights, card) if backend == "int8" else load_default_int8_model(weights, card)
+            if int8 is not None:
+                return cls(
+                    None, card, resolved, tta or card.default_tta, detector, onnx_model=int8, backend_name=INT8_ENGINE
+                )
         model, card = load_model(weights)
-        tta = tta or card.default_tta
-        resolved = resolve_device(device)
-        onnx_model, name = None, "onnxruntime"
-        if backend in ("onnx", "int8") and resolved.type != "cpu":
-            raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.type}")
+        onnx_model = None
         if backend == "int8":
-            onnx_model, name = load_int8_model(weights, card), INT8_ENGINE
-        elif resolved.type == "cpu" and backend == "auto":
-            onnx_model = load_default_int8_model(weights, card)
-            if onnx_model is not None:
-                name = INT8_ENGINE
-            else:
-                onnx_model = load_onnx_model(weights, model, required=False)
-        elif resolved.type == "cpu" and backend == "onnx":
-            onnx_model = load_onnx_model(weights, model, required=True)
-        return cls(model, card, resolved, tta, detector, onnx_model=onnx_model, backend_name=name)
+            onnx_model = load_int8_model(weights, card)  # a checkpoint: this names the missing variant
+        elif resolved == "cpu" and backend in ("auto", "onnx"):
+            onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
+        name = INT8_ENGINE if backend == "int8" else "onnxruntime"
+        return cls(model, card, resolved, tta or card.default_tta, detector, onnx_model=onnx_model, backend_name=name)
 
     @property
     def quantized(self) -> bool:
@@ -118,7 +125,7 @@ class Predictor:
 
     @property
     def precision(self) -> str:
-        return "int8" if self.quantized else str(self.dtype).removeprefix("torch.")
+        return "int8" if self.quantized else self.forward.precision
 
     @property
     def validation_metrics(self) -> Metrics:
@@ -131,22 +138,18 @@ class Predictor:
             self._detector = HaarFaceDetector()  # created on first use: probing crops needs none
         return self._detector
 
-    @torch.inference_mode()
-    def predict_pixels(self, pixels: np.ndarray | torch.Tensor, tta: str | None = None) -> np.ndarray:
-        """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) probabilities, in batches.
+    def predict_pixels(self, pixels: np.ndarray, tta: str | None = None) -> np.ndarray:
+        """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) float32 probabilities, in batches.
         `tta` overrides the predictor's own mode for this call."""
-        tta = tta or self.tta
-        check_tta(tta)
-        pixels = torch.as_tensor(pixels)
-        outputs = []
-        for start in range(0, len(pixels), self.batch_size):
-            batch = (
-                pixels[start : start + self.batch_size].to(self.device).unsqueeze(1).to(self.dtype)
-            )  # (B, 1, 48, 48)
-            outputs.append(predict_probabilities(self.forward, batch, tta).float().cpu())
+        tta = check_tta(tta or self.tta)
+        pixels = np.asarray(pixels)
+        outputs = [
+            predict_probabilities(self.forward, pixels[start : start + self.batch_size, np.newaxis], tta)
+            for start in range(0, len(pixels), self.batch_size)
+        ]
         if not outputs:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        return torch.cat(outputs).numpy()
+        return np.concatenate(outputs)
 
     def predict_faces(self, faces: Sequence[np.ndarray | Image.Image], color_order: ColorOrder = "RGB") -> np.ndarray:
         """Face crops (grayscale or color arrays, or PIL images) -> (N, 7) probabilities, EMOTIONS order."""

@@ -6,6 +6,9 @@
 Nothing is ever unpickled: safetensors holds raw tensors, and checkpoints are read with
 `torch.load(weights_only=True)`. The card names the architecture and the labels; loading checks both,
 and checks the weights' sha256 against the card.
+
+torch is imported inside the functions that build or read tensors: `read_card` checks a model's files
+without it, for the engines that never load the tensors (the int8 variant on ONNX Runtime).
 """
 
 import hashlib
@@ -13,16 +16,15 @@ import os
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING
 
 from fer.card import Metrics, ModelCard, TtaMetrics
 from fer.errors import WeightsError
 from fer.labels import check_labels
-from fer.models import ARCHITECTURES, build_model
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CARD_FORMAT = 1
 DEFAULT_WEIGHTS_NAME = "fer-v1"
@@ -54,8 +56,12 @@ def give_default_permissions(path: str | os.PathLike) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def save_weights(state_dict: dict[str, torch.Tensor], card: ModelCard, prefix: str | os.PathLike) -> tuple[Path, Path]:
+def save_weights(
+    state_dict: "dict[str, torch.Tensor]", card: ModelCard, prefix: str | os.PathLike
+) -> tuple[Path, Path]:
     """Write PREFIX.safetensors and PREFIX.json; the written card gains the weights' sha256 and file name."""
+    from safetensors.torch import save_file
+
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     tensors_path = prefix.with_name(prefix.name + ".safetensors")
@@ -69,17 +75,20 @@ def save_weights(state_dict: dict[str, torch.Tensor], card: ModelCard, prefix: s
     return tensors_path, card_path
 
 
-def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, ModelCard]:
-    """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
-    path = Path(path) if path is not None else default_weights_path()
-    if path.suffix in (".pt", ".pth"):
-        return model_from_checkpoint(load_checkpoint(path), path)
+def weights_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(card, tensors) paths of weights named by either file or by their common prefix."""
+    path = Path(path)
     if path.suffix == ".json":
-        card_path, tensors_path = path, path.with_suffix(".safetensors")
-    elif path.suffix == ".safetensors":
-        card_path, tensors_path = path.with_suffix(".json"), path
-    else:
-        card_path, tensors_path = Path(f"{path}.json"), Path(f"{path}.safetensors")
+        return path, path.with_suffix(".safetensors")
+    if path.suffix == ".safetensors":
+        return path.with_suffix(".json"), path
+    return Path(f"{path}.json"), Path(f"{path}.safetensors")
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card of weights (.safetensors or .json), after checking that both files are there and the
+    tensors match the card's sha256; without importing torch."""
+    card_path, tensors_path = weights_files(path)
     if not tensors_path.is_file():
         raise WeightsError(f"no weights file at {tensors_path}")
     if not card_path.is_file():
@@ -87,6 +96,23 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[nn.Module, ModelC
     card = ModelCard.read(card_path)
     if card.sha256 and file_sha256(tensors_path) != card.sha256:
         raise WeightsError(f"{tensors_path} does not match the sha256 in {card_path}: the file was changed or damaged")
+    return card
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    return Path(path).suffix in (".pt", ".pth")
+
+
+def load_model(path: str | os.PathLike | None = None) -> "tuple[nn.Module, ModelCard]":
+    """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else default_weights_path()
+    if is_checkpoint(path):
+        return model_from_checkpoint(load_checkpoint(path), path)
+    card = read_card(path)
+    tensors_path = weights_files(path)[1]
     try:
         state_dict = load_file(str(tensors_path))
     except (SafetensorError, OSError) as error:
@@ -100,6 +126,8 @@ CHECKSUM_KEY = "checksum"  # sha256 of a checkpoint's contents (content_digest),
 def content_digest(value: object) -> str:
     """sha256 of a checkpoint's contents: every tensor's dtype, shape and bytes and every plain value,
     walked in a fixed order, so the same contents give the same digest after a save and a load."""
+    import torch
+
     digest = hashlib.sha256()
 
     def walk(item: object) -> None:
@@ -141,6 +169,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _read_checkpoint(path: Path) -> object:
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -154,7 +184,7 @@ def _read_checkpoint(path: Path) -> object:
         raise WeightsError(f"{path} is not a readable fer checkpoint ({type(error).__name__}: {reason})") from None
 
 
-def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn.Module, ModelCard]:
+def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> "tuple[nn.Module, ModelCard]":
     """(EMA model, its card) from a loaded training checkpoint: what the checkpoint knows, which is
     its EMA's validation accuracy without TTA."""
     try:
@@ -173,7 +203,11 @@ def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> tuple[nn
     return model, card
 
 
-def _build(arch: str, labels: Sequence[str], state_dict: dict, source: str) -> nn.Module:
+def _build(arch: str, labels: Sequence[str], state_dict: dict, source: str) -> "nn.Module":
+    import torch
+
+    from fer.models import ARCHITECTURES, build_model
+
     try:
         check_labels(labels, source)
     except ValueError as error:

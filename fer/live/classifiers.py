@@ -19,7 +19,7 @@ from fer.predictor import Predictor
 class LocalClassifier:
     def __init__(self, predictor: Predictor):
         self.predictor = predictor
-        self.device = f"{predictor.device.type} ({predictor.backend}): {describe_device(predictor.device)}"
+        self.device = f"{predictor.device.split(':')[0]} ({predictor.backend}): {describe_device(predictor.device)}"
 
     def classify(self, frame_bgr: np.ndarray) -> tuple[list[Box], np.ndarray]:
         """Faces of one BGR frame, classified in one batch: boxes and (N, 7) probabilities."""

@@ -73,7 +73,7 @@ class SlowPredictor(Predictor):
     busy machine looks like to the server)."""
 
     def __init__(self, predictor: Predictor, delay_s: float):
-        super().__init__(predictor.model, predictor.card, predictor.device, predictor.tta)
+        vars(self).update(vars(predictor))  # the same engine, card and settings
         self.delay_s = delay_s
 
     def predict_pixels(self, pixels, tta=None):

@@ -20,7 +20,7 @@ PROBE = textwrap.dedent(
         line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
         return int(line.split()[1]) / 1024
 
-    if sys.argv[1] == "return":  # api/memory.py alone: importing the api package would load PyTorch
+    if sys.argv[1] == "return":  # api/memory.py alone, before anything else has allocated
         import importlib.util
         spec = importlib.util.spec_from_file_location("memory", sys.argv[2])
         memory = importlib.util.module_from_spec(spec)

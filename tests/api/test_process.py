@@ -31,9 +31,9 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> No
     raise AssertionError("the server never became ready")
 
 
-def _start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+def _start(args: list[str], env: dict | None = None, program: str = sys.executable) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, *args],
+        [program, *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
@@ -41,6 +41,18 @@ def _start(args: list[str], env: dict | None = None) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
+
+
+def _start_fer_serve(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return _start(["serve", *args], env, program=str(Path(sys.executable).with_name("fer")))
+
+
+def _stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_sigterm_finishes_requests_in_flight_then_exits(exported_weights, astronaut):
@@ -93,16 +105,10 @@ def _worker_pids(parent: int) -> list[int]:
 def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpeg):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    fer = str(Path(sys.executable).with_name("fer"))
-    server = subprocess.Popen(
-        [fer, "serve", "--port", str(port), "--workers", "2", "--weights", str(exported_weights), "--tta", "none"],
-        cwd=REPO,
-        env={**os.environ, "FER_HEADER_TIMEOUT_S": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    server = _start_fer_serve(
+        "--port", str(port), "--workers", "2", "--weights", str(exported_weights), "--tta", "none",
+        env={"FER_HEADER_TIMEOUT_S": "1"},
+    )  # fmt: skip
     try:
         _wait_ready(url, server)
         # Each worker runs fer's HTTP protocol: a connection that never sends its headers is closed.
@@ -122,11 +128,7 @@ def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpe
             time.sleep(0.1)
         assert statuses == [200] * 20
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        _stop(server)
 
 
 def test_plain_uvicorn_starts_the_same_app_from_fer_variables(exported_weights, astronaut_jpeg):
@@ -217,3 +219,21 @@ def test_serve_with_a_file_that_is_not_weights_is_one_line(exported_weights, tmp
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fer: error: {fake}"), result.stderr
+
+
+def test_the_shipped_model_serves_on_a_cpu_without_loading_torch(astronaut_jpeg):
+    # The int8 variant runs on ONNX Runtime, and the TTA views are NumPy: importing torch would add
+    # about 690 MB to the server's resident memory for nothing (docs/benchmarks.md, memory).
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_fer_serve("--port", str(port), "--device", "cpu")
+    try:
+        _wait_ready(url, server)
+        response = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)}, timeout=30)
+        model = httpx.get(f"{url}/v1/model", timeout=5).json()
+        libraries = Path(f"/proc/{server.pid}/maps").read_text()
+    finally:
+        _stop(server)
+    assert response.status_code == 200 and len(response.json()["faces"]) == 1
+    assert model["backend"] == "onnxruntime-int8"
+    assert "libtorch" not in libraries and "onnxruntime" in libraries

@@ -8,6 +8,7 @@ from fer.errors import FerError
 from fer.images import read_image
 from fer.labels import EMOTIONS
 from fer.predictor import FaceResult, Predictor
+from tests.conftest import run_python
 
 ASTRONAUT_FACE = (177, 67, 93, 93)  # where the Haar cascade finds Eileen Collins' face
 
@@ -187,3 +188,26 @@ def test_a_predictor_leaves_the_callers_model_as_it_was(exported_weights):
     for name, p in model.state_dict().items():
         dtype, contiguous, values = before[name]
         assert p.dtype == dtype and p.is_contiguous() == contiguous and torch.equal(p, values), name
+
+
+def _loads_torch(device: str) -> list[str]:
+    code = (
+        "import sys, numpy as np; from fer.predictor import Predictor; "
+        f"p = Predictor.load(device={device!r}); p.predict_pixels(np.zeros((3, 48, 48), np.uint8), 'tencrop'); "
+        "print(p.backend, p.device, 'torch' in sys.modules)"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_the_int8_variant_loads_and_predicts_without_importing_torch():
+    assert _loads_torch("cpu") == ["onnxruntime-int8", "cpu", "False"]
+
+
+def test_auto_needs_no_torch_to_know_a_machine_without_a_gpu_runs_on_the_cpu():
+    from fer.device import gpu_may_be_present
+
+    if gpu_may_be_present():
+        pytest.skip("this machine may have a GPU: torch must be asked")
+    assert _loads_torch("auto") == ["onnxruntime-int8", "cpu", "False"]
