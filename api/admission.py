@@ -2,11 +2,15 @@
 refused at once (503) instead of timing out after a long wait (504).
 
 A request's work is its images' preparation (decoding, and finding faces when asked) and their faces'
-classification. All are timed as the server runs: decoding per megapixel and detection per image in
-the worker threads,
+classification. All are timed as the server runs: preparation per image size in the worker threads,
 classification per face in the batcher (under load the batches grow and a face gets cheaper, which the
 measurements follow). The estimate of the work queued ahead is the sum of the estimates of every
 request admitted and not yet answered, each taken when it was admitted.
+
+Preparation is priced by size class, not by a formula: decoding grows with the pixels, but a detector
+that scales big images down (Haar) costs about the same beyond its working size, and a line through
+two sizes is wrong for the sizes between and beyond. A first burst of large photos, priced from the
+warm-up's 640x480 alone, was admitted at half its cost, and 25 of 128 got 504 (bench/api_hostile.py).
 """
 
 import math
@@ -14,27 +18,68 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 SMOOTHING = 0.2  # weight of a new measurement in the running averages
-SMALLEST_IMAGE = 100_000  # pixels: below this, an image's fixed costs dominate; it counts as this many
+SMALLEST_CLASS_PIXELS = 2**17  # 131,072: size classes are powers of two of pixels from here up
+
+
+def size_class(pixels: int) -> int:
+    """0 for images up to 2**17 pixels, then one more per doubling (640x480 is 2, 25 megapixels 8)."""
+    return max(0, math.ceil(math.log2(max(pixels, 1) / SMALLEST_CLASS_PIXELS)))
+
+
+class CostBySize:
+    """Seconds to prepare one image, followed per size class. A class not measured yet is priced from
+    its measured neighbours: between two, by the line through them; above the largest, at that class's
+    seconds per pixel (never cheaper per pixel than what was seen); below the smallest, as the smallest."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, float] = {}  # size class -> running average
+
+    def observe(self, pixels: int, seconds: float) -> None:
+        key = size_class(pixels)
+        self.seconds[key] = _smooth(self.seconds[key], seconds) if key in self.seconds else seconds
+
+    def estimate(self, pixels: int, unmeasured: float) -> float:
+        if not self.seconds:
+            return unmeasured
+        key = size_class(pixels)
+        if key in self.seconds:
+            return self.seconds[key]
+        below = [k for k in self.seconds if k < key]
+        above = [k for k in self.seconds if k > key]
+        if not below:
+            return self.seconds[min(above)]
+        low = max(below)
+        if not above:  # the class's upper bound in pixels, at the largest measured class's rate
+            return self.seconds[low] * 2.0 ** (key - low)
+        high = min(above)
+        share = (key - low) / (high - low)
+        return self.seconds[low] + share * (self.seconds[high] - self.seconds[low])
 
 
 class WorkEstimate:
-    def __init__(self, prepare_threads: int):
+    def __init__(self, prepare_threads: int, decode_budget_pixels: int):
         self.prepare_threads = prepare_threads
-        # Until measured (the service's warm-up measures both), about what 2 cores take. Decoding grows
-        # with the pixels; detection hardly does (the detector scales big images down first).
-        self.decode_s_per_mp = 0.02
-        self.detect_s = 0.05  # per image
+        self.decode_budget_pixels = decode_budget_pixels
+        self.prepare = {False: CostBySize(), True: CostBySize()}  # by detect: decode only, or decode and detect
         self.face_s: dict[str, float] = {}  # seconds per face, by TTA mode
         self.faces_per_image = 1.0  # with detection; without, an image is one face
         self.queued_s = 0.0  # estimated seconds of work admitted and not yet answered
 
     def cost_s(self, pixels: list[int], detect: bool, tta: str) -> float:
         """Estimated seconds of server time that a request's images (their pixel counts) add."""
-        megapixels = sum(max(count, SMALLEST_IMAGE) for count in pixels) / 1e6
-        prepare_s = megapixels * self.decode_s_per_mp + (len(pixels) * self.detect_s if detect else 0)
+        prepare_s = sum(self.prepare_s(count, detect) / self.parallel(count) for count in pixels)
         faces = len(pixels) * (self.faces_per_image if detect else 1)
         face_s = self.face_s.get(tta, max(self.face_s.values(), default=0.001))
-        return prepare_s / self.prepare_threads + faces * face_s
+        return prepare_s + faces * face_s
+
+    def prepare_s(self, pixels: int, detect: bool) -> float:
+        unmeasured = 0.02 * pixels / 1e6 + (0.1 if detect else 0.0)  # about what 2 cores take; the warm-up measures
+        return self.prepare[detect].estimate(pixels, unmeasured)
+
+    def parallel(self, pixels: int) -> int:
+        """How many images of this size are prepared at once: the worker threads, fewer when the decode
+        budget holds fewer (one 25-megapixel image fills the default budget alone)."""
+        return max(1, min(self.prepare_threads, self.decode_budget_pixels // max(pixels, 1)))
 
     @contextmanager
     def queued(self, cost_s: float) -> Iterator[None]:
@@ -54,9 +99,9 @@ class WorkEstimate:
 
     def observe_preparation(self, pixels: int, decode_s: float, detect_s: float | None, faces: int) -> None:
         """One image prepared: decoded in `decode_s`, its faces found in `detect_s` (None: not asked)."""
-        self.decode_s_per_mp = _smooth(self.decode_s_per_mp, decode_s / (max(pixels, SMALLEST_IMAGE) / 1e6))
+        self.prepare[False].observe(pixels, decode_s)
         if detect_s is not None:
-            self.detect_s = _smooth(self.detect_s, detect_s)
+            self.prepare[True].observe(pixels, decode_s + detect_s)
             self.faces_per_image = _smooth(self.faces_per_image, faces)
 
     def observe_batch(self, tta: str, seconds: float, faces: int) -> None:

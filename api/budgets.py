@@ -12,9 +12,8 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TypeVar
-
-import anyio
 
 T = TypeVar("T")
 
@@ -46,8 +45,8 @@ class DecodeBudget:
     def held(self) -> int:
         return self.max_pixels - self.free
 
-    async def run_in_thread(self, pixels: int, work: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:
-        """Run `work` in a worker thread once `pixels` are free, and give them back when the thread is
+    async def run_in_thread(self, pixels: int, work: Callable[[], T], threads: Executor) -> T:
+        """Run `work` in one of `threads` once `pixels` are free, and give them back when the thread is
         done. A request cancelled meanwhile (its deadline passed) answers at once, but its thread runs
         on, and so its pixels stay taken until the thread ends: the budget bounds memory, not requests."""
         pixels = min(pixels, self.max_pixels)
@@ -67,7 +66,8 @@ class DecodeBudget:
                 loop.call_soon_threadsafe(self._give_back, pixels)
 
         try:
-            return await anyio.to_thread.run_sync(run, limiter=limiter, abandon_on_cancel=True)
+            # Cancelling this await cancels a job no thread has started; a started one runs to its end.
+            return await loop.run_in_executor(threads, run)
         except BaseException:
             with lock:
                 never_ran = state["phase"] == "queued"

@@ -6,12 +6,14 @@ One instance per app, created in the lifespan; nothing here knows about HTTP bey
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import io
 import logging
 import os
 import time
 from collections.abc import Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio
@@ -34,6 +36,9 @@ from fer.preprocess import INPUT_SIZE
 logger = logging.getLogger("api")
 T = TypeVar("T")
 TRIM_INTERVAL_S = 2.0
+# The warm-up prepares a noise JPEG of each size (noise decodes slower than photos: a safe first price).
+# The large one is past the Haar detector's 1280-pixel working size, where its cost stops growing.
+WARM_UP_PHOTOS = ((640, 480), (1600, 1200))
 
 
 class InferenceService:
@@ -45,10 +50,14 @@ class InferenceService:
         )
         # Decoding and face detection run in threads (Pillow and OpenCV release the GIL); more threads
         # than cores would only make every request slower. The pixels they work on at once are budgeted.
-        self._preprocess_limiter = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+        # The threads are their own fixed few, not anyio's shared pool: a detector keeps scratch memory
+        # per thread (OpenCV's cascade about 95 MB after a large image), and the pool's threads come and
+        # go by the dozen, each that ever saw a large image keeping its 95 MB (bench/api_hostile.py).
+        threads = max(2, os.cpu_count() or 2)
+        self._prepare_pool = ThreadPoolExecutor(threads, thread_name_prefix="fer-prepare")
         self.decode_budget = DecodeBudget(settings.decode_budget_pixels)
         metrics.decode_pixels.set_function(lambda: self.decode_budget.held)
-        self.estimate = WorkEstimate(prepare_threads=int(self._preprocess_limiter.total_tokens))
+        self.estimate = WorkEstimate(threads, settings.decode_budget_pixels)
         metrics.expected_wait.set_function(lambda: self.estimate.queued_s)
         self.in_flight = 0
         self.answered = 0  # requests admitted and answered, for the memory trimmer
@@ -87,6 +96,7 @@ class InferenceService:
         self._trimmer.cancel()
         self.ready = False
         await self.batcher.stop()
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _warm_up(self) -> None:
         """First calls allocate memory, pick kernels and load the cascade: pay that before serving."""
@@ -94,16 +104,16 @@ class InferenceService:
         for tta in dict.fromkeys([self.tta, "none"]):
             for size in sizes:
                 await self.batcher.warm_up(np.zeros((size, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8), tta)
-        # A photo-sized JPEG: also the first measurements of what decoding and detection cost, for admission.
-        photo = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-        jpeg = io.BytesIO()
-        Image.fromarray(photo).save(jpeg, format="JPEG", quality=90)
-        for _ in range(3):
-            _, _, _, _, (decode_s, detect_s) = await anyio.to_thread.run_sync(
-                self._find_faces, open_image(jpeg.getvalue(), max_pixels=640 * 480), True
-            )
-            self.estimate.decode_s_per_mp = decode_s / (photo.size / 3 / 1e6)
-            self.estimate.detect_s = detect_s
+        # Photo-sized JPEGs, small and large: also the first measurements of what preparing an image costs,
+        # for admission (api/admission.py), before the first burst of requests is priced.
+        for width, height in WARM_UP_PHOTOS:
+            jpeg = noise_jpeg(width, height)
+            for _ in range(2 if width * height < 10**6 else 1):  # a first run pays for first-time allocations
+                image = open_image(jpeg, max_pixels=width * height)
+                _, _, _, _, (decode_s, detect_s) = await asyncio.get_running_loop().run_in_executor(
+                    self._prepare_pool, self._find_faces, image, True
+                )
+            self.estimate.observe_preparation(width * height, decode_s, detect_s, faces=1)
 
     # ---- admission ----------------------------------------------------------------------------------
 
@@ -140,7 +150,7 @@ class InferenceService:
         image = open_image(data, self.settings.max_pixels)  # the header only: cheap, on the event loop
         try:
             boxes, pixels, dropped, (height, width), (decode_s, detect_s) = await self.decode_budget.run_in_thread(
-                image.width * image.height, lambda: self._find_faces(image, detect), self._preprocess_limiter
+                image.width * image.height, lambda: self._find_faces(image, detect), self._prepare_pool
             )
         finally:
             image.close()
@@ -190,6 +200,14 @@ class InferenceService:
             "exported": card.exported,
             "card": card,
         }
+
+
+@functools.cache
+def noise_jpeg(width: int, height: int) -> bytes:
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def model_id(card: ModelCard) -> str:

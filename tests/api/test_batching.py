@@ -1,12 +1,17 @@
 """Dynamic batching, backpressure and deadlines, against a real uvicorn server on loopback."""
 
 import asyncio
+import os
+import threading
 
+import cv2
 import httpx
 import numpy as np
 import pytest
 
+from fer.faces import HaarFaceDetector
 from fer.labels import EMOTIONS
+from fer.predictor import Predictor
 from tests.api.conftest import SlowPredictor, encode, metric_value, post_all
 
 
@@ -64,6 +69,20 @@ def test_overload_is_refused_at_once_by_expected_wait_never_by_timing_out(live_s
     assert metric_value(metrics, "fer_expected_wait_seconds") == 0  # all answered: nothing queued
 
 
+def test_a_first_burst_of_large_photos_is_refused_at_once_never_timed_out(live_server, astronaut):
+    # Straight after start, admission knows only what the warm-up measured. Priced from a 640x480
+    # photo alone, 1600x1200 photos (Haar works on them at 1280x960) were admitted at a third of their
+    # cost, and the last of them waited past the deadline: 504 after 2 s instead of 503 at once.
+    url = live_server(request_timeout_s=2, max_expected_wait_s=1)
+    photo = encode(cv2.resize(astronaut, (1600, 1200)), quality=90)
+    responses = asyncio.run(post_all(url, [photo] * 24, query="detect=true"))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503} and 200 in statuses, statuses
+    assert all(len(r.json()["faces"]) >= 1 for r in responses if r.status_code == 200)
+    assert all(r.elapsed.total_seconds() < 1 for r in responses if r.status_code == 503)  # at once
+
+
 def test_a_bad_image_is_told_so_at_once_even_when_the_server_is_full(live_server, small_predictor, astronaut):
     url = live_server(predictor=SlowPredictor(small_predictor, delay_s=1.0), max_queue=1, max_wait_ms=0)
     crop = encode(astronaut[60:170, 170:280], "PNG")
@@ -115,3 +134,24 @@ def test_probes_answer_while_inference_is_busy(live_server, small_predictor, ast
     probes, probe_seconds = asyncio.run(scenario())
     assert [p.status_code for p in probes] == [200, 200, 200]
     assert probe_seconds < 0.5  # they did not wait for the 1-second forward passes
+
+
+def test_images_are_prepared_on_a_fixed_few_threads(live_server, exported_weights, astronaut):
+    # A detector keeps scratch memory in each thread it runs on (OpenCV's cascade: about 95 MB after a
+    # 25-megapixel photo). On anyio's shared pool, whose threads come and go, more and more threads held
+    # it: the server's RSS grew by about 95 MB a round of large photos (bench/api_hostile.py memory).
+    threads, lock = set(), threading.Lock()
+
+    class RecordingDetector(HaarFaceDetector):
+        def detect(self, image):
+            with lock:
+                threads.add(threading.get_ident())
+            return super().detect(image)
+
+    predictor = Predictor.load(exported_weights, device="cpu", tta="none", detector=RecordingDetector())
+    url = live_server(predictor=predictor, max_wait_ms=0)
+    photo = encode(astronaut, quality=90)
+    for _ in range(3):
+        responses = asyncio.run(post_all(url, [photo] * 32, query="detect=true"))
+        assert {r.status_code for r in responses} <= {200, 503}
+    assert 1 <= len(threads) <= max(2, os.cpu_count())

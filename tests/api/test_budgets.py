@@ -5,8 +5,8 @@ Driven on a real event loop with real worker threads, as the service drives it."
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-import anyio
 import pytest
 
 from api.budgets import DecodeBudget, UploadBudget
@@ -18,7 +18,7 @@ def run(coroutine):
 
 def test_work_over_the_budget_waits_and_the_pixels_held_never_exceed_it():
     budget = DecodeBudget(max_pixels=100)
-    limiter = anyio.CapacityLimiter(8)
+    threads = ThreadPoolExecutor(8)
     held_seen, lock = [], threading.Lock()
 
     def work():
@@ -28,7 +28,7 @@ def test_work_over_the_budget_waits_and_the_pixels_held_never_exceed_it():
         return "done"
 
     async def main():
-        return await asyncio.gather(*(budget.run_in_thread(40, work, limiter) for _ in range(6)))
+        return await asyncio.gather(*(budget.run_in_thread(40, work, threads) for _ in range(6)))
 
     assert run(main()) == ["done"] * 6
     assert max(held_seen) <= 100  # at most two 40-pixel images at once, though 8 threads were free
@@ -39,7 +39,7 @@ def test_an_image_larger_than_the_whole_budget_runs_alone():
     budget = DecodeBudget(max_pixels=100)
 
     async def main():
-        return await budget.run_in_thread(10_000, lambda: budget.held, anyio.CapacityLimiter(2))
+        return await budget.run_in_thread(10_000, lambda: budget.held, ThreadPoolExecutor(2))
 
     assert run(main()) == 100
     assert budget.free == 100
@@ -47,7 +47,7 @@ def test_an_image_larger_than_the_whole_budget_runs_alone():
 
 def test_waiting_is_first_come_first_served():
     budget = DecodeBudget(max_pixels=100)
-    limiter = anyio.CapacityLimiter(8)
+    threads = ThreadPoolExecutor(8)
     order = []
 
     async def main():
@@ -55,11 +55,11 @@ def test_waiting_is_first_come_first_served():
             order.append(name)
             time.sleep(0.05)
 
-        first = asyncio.create_task(budget.run_in_thread(60, lambda: record("first"), limiter))
+        first = asyncio.create_task(budget.run_in_thread(60, lambda: record("first"), threads))
         await asyncio.sleep(0.01)
-        big = asyncio.create_task(budget.run_in_thread(90, lambda: record("big"), limiter))
+        big = asyncio.create_task(budget.run_in_thread(90, lambda: record("big"), threads))
         await asyncio.sleep(0.01)
-        small = asyncio.create_task(budget.run_in_thread(30, lambda: record("small"), limiter))
+        small = asyncio.create_task(budget.run_in_thread(30, lambda: record("small"), threads))
         await asyncio.gather(first, big, small)
 
     run(main())
@@ -68,14 +68,14 @@ def test_waiting_is_first_come_first_served():
 
 def test_a_request_cancelled_while_waiting_takes_nothing_and_unblocks_the_queue():
     budget = DecodeBudget(max_pixels=100)
-    limiter = anyio.CapacityLimiter(8)
+    threads = ThreadPoolExecutor(8)
 
     async def main():
-        holder = asyncio.create_task(budget.run_in_thread(60, lambda: time.sleep(0.2), limiter))
+        holder = asyncio.create_task(budget.run_in_thread(60, lambda: time.sleep(0.2), threads))
         await asyncio.sleep(0.02)
-        blocked = asyncio.create_task(budget.run_in_thread(90, lambda: None, limiter))
+        blocked = asyncio.create_task(budget.run_in_thread(90, lambda: None, threads))
         await asyncio.sleep(0.02)
-        behind = asyncio.create_task(budget.run_in_thread(30, lambda: "ran", limiter))
+        behind = asyncio.create_task(budget.run_in_thread(30, lambda: "ran", threads))
         await asyncio.sleep(0.02)
         blocked.cancel()  # its deadline passed
         result = await asyncio.wait_for(behind, 1)  # runs beside the holder now
@@ -91,7 +91,7 @@ def test_pixels_of_a_thread_still_running_after_its_request_gave_up_stay_taken_u
     release = threading.Event()
 
     async def main():
-        task = asyncio.create_task(budget.run_in_thread(80, release.wait, anyio.CapacityLimiter(2)))
+        task = asyncio.create_task(budget.run_in_thread(80, release.wait, ThreadPoolExecutor(2)))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -110,13 +110,13 @@ def test_pixels_of_a_thread_still_running_after_its_request_gave_up_stay_taken_u
 
 def test_a_request_cancelled_before_its_thread_started_gives_its_pixels_back():
     budget = DecodeBudget(max_pixels=100)
-    limiter = anyio.CapacityLimiter(1)
+    threads = ThreadPoolExecutor(1)
     ran = []
 
     async def main():
-        busy = asyncio.create_task(budget.run_in_thread(10, lambda: time.sleep(0.2), limiter))
+        busy = asyncio.create_task(budget.run_in_thread(10, lambda: time.sleep(0.2), threads))
         await asyncio.sleep(0.02)
-        queued = asyncio.create_task(budget.run_in_thread(50, lambda: ran.append(1), limiter))
+        queued = asyncio.create_task(budget.run_in_thread(50, lambda: ran.append(1), threads))
         await asyncio.sleep(0.02)  # it has its pixels and waits for the one thread
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
