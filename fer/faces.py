@@ -60,11 +60,13 @@ class HaarFaceDetector:
         min_neighbors: int = 5,
         min_size: int = 24,
         max_side: int | None = 1280,
+        equalize: bool = True,
     ):
         """`max_side`: larger images are scaled down to this longest side for detection (boxes are
         given in the original's pixels). A 12-megapixel photo then costs 0.21 s instead of 1.0 s on
         a 2-core CPU; faces under about 24 px at that scale (75 px in a 4000 px photo) are missed.
-        None scans every image at full size."""
+        None scans every image at full size. `equalize`: equalize the histogram before detecting
+        (bench/faces.py measures what it does to recall)."""
         if cascade_path is None:
             if not hasattr(cv2, "data"):
                 raise FerError("this OpenCV has no bundled Haar cascades; install opencv-python-headless 4.x")
@@ -74,6 +76,7 @@ class HaarFaceDetector:
         self._load_cascade()  # fail now, in the caller's thread, if the file is bad
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
         self.max_side = max_side
+        self.equalize = equalize
 
     def _load_cascade(self) -> cv2.CascadeClassifier:
         cascade = getattr(self._per_thread, "cascade", None)
@@ -94,7 +97,8 @@ class HaarFaceDetector:
         if self.max_side and max(height, width) > self.max_side:
             scale = self.max_side / max(height, width)
             gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)  # evens out lighting, which the cascade is sensitive to
+        if self.equalize:
+            gray = cv2.equalizeHist(gray)
         found = self._load_cascade().detectMultiScale(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size)
         )

@@ -6,11 +6,12 @@ from fer.errors import FerError
 from fer.faces import HaarFaceDetector, YuNetFaceDetector, box_iou
 
 
-def test_haar_finds_the_face_in_gray_and_rgb_photographs():
+@pytest.mark.parametrize("equalize", [True, False])
+def test_haar_finds_the_face_in_gray_and_rgb_photographs(equalize):
     from skimage import data
 
     rgb = data.astronaut()
-    detector = HaarFaceDetector()
+    detector = HaarFaceDetector(equalize=equalize)
     boxes = detector.detect(rgb)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]

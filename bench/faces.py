@@ -1,0 +1,128 @@
+"""Face detection end to end on photos built from validation faces (bench/scenes.py): how many faces
+each detector finds, how many false faces it reports, how often the classifier is then right, and
+how many photos a second it prepares (issue 11).
+
+    python bench/faces.py --data ../shared/data/fer2013.zip                  # 300 scenes, seed 0
+    python bench/faces.py --data ../shared/data/fer2013.zip --detectors haar haar-equalized --json out.json
+
+Per detector, over the same scenes:
+- found: truth faces matched by a detected box with IoU >= 0.3 (each box matches one face at most);
+- false faces per 100 photos: detected boxes that match no face;
+- end to end: truth faces both found and classified right, over all truth faces;
+- bare crops: the classifier on the same faces as 48x48 crops, the ceiling end to end can reach;
+- photos/s: decoding and Predictor.find_faces, one thread, median of --runs passes over the first
+  --speed-scenes scenes after one warm-up pass.
+The classifier is the shipped model with its default TTA (the default configuration).
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scenes import Scene, build_scenes  # bench/scenes.py, beside this script
+
+from fer.datasets import VALIDATION, load_splits, select_split
+from fer.device import describe_device
+from fer.faces import HaarFaceDetector, box_iou
+from fer.predictor import Predictor
+
+MATCH_IOU = 0.3
+DETECTORS = {
+    "haar-equalized": lambda: HaarFaceDetector(equalize=True),
+    "haar": lambda: HaarFaceDetector(equalize=False),
+}
+
+
+def decode(scene: Scene) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def match(truths: list, boxes: list) -> tuple[dict[int, int], int]:
+    """Greedy matching by IoU: {truth index: box index}, and the number of boxes left unmatched."""
+    pairs = sorted(
+        ((box_iou(truth, box), t, b) for t, truth in enumerate(truths) for b, box in enumerate(boxes)), reverse=True
+    )
+    matched, used = {}, set()
+    for overlap, t, b in pairs:
+        if overlap < MATCH_IOU:
+            break
+        if t not in matched and b not in used:
+            matched[t] = b
+            used.add(b)
+    return matched, len(boxes) - len(used)
+
+
+def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> dict:
+    truth_count = found = right = false_faces = 0
+    for scene in scenes:
+        boxes, crops = predictor.find_faces(decode(scene))
+        truths = [face.box for face in scene.faces]
+        matched, unmatched = match(truths, boxes)
+        false_faces += unmatched
+        truth_count += len(truths)
+        found += len(matched)
+        if matched:
+            probabilities = predictor.predict_pixels(crops[list(matched.values())])
+            labels = [scene.faces[t].label for t in matched]
+            right += int((probabilities.argmax(1) == np.array(labels)).sum())
+    indices = [face.index for scene in scenes for face in scene.faces]
+    labels = np.array([face.label for scene in scenes for face in scene.faces])
+    bare = float((predictor.predict_pixels(faces[indices]).argmax(1) == labels).mean())
+    return {
+        "faces": truth_count,
+        "found": found / truth_count,
+        "false_faces_per_100_photos": 100 * false_faces / len(scenes),
+        "end_to_end_accuracy": right / truth_count,
+        "accuracy_of_found": right / max(found, 1),
+        "bare_crop_accuracy": bare,
+    }
+
+
+def photos_per_second(predictor: Predictor, scenes: list[Scene], runs: int) -> float:
+    def one_pass() -> float:
+        started = time.perf_counter()
+        for scene in scenes:
+            predictor.find_faces(decode(scene))
+        return time.perf_counter() - started
+
+    one_pass()
+    return len(scenes) / statistics.median(one_pass() for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="FER2013 (zip, folder or csv): its validation split")
+    parser.add_argument("--scenes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=list(DETECTORS))
+    parser.add_argument("--speed-scenes", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    validation = select_split(load_splits(args.data), VALIDATION, args.data)
+    scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed)
+    report = {"scenes": len(scenes), "seed": args.seed, "machine": describe_device("cpu"), "detectors": {}}
+    print(f"{len(scenes)} scenes (seed {args.seed}), {sum(len(s.faces) for s in scenes)} faces; {report['machine']}")
+    print(f"{'detector':<16}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}{'photos/s':>10}")
+    for name in args.detectors:
+        predictor = Predictor.load(detector=DETECTORS[name]())
+        figures = measure(predictor, scenes, validation.images)
+        figures["photos_per_second"] = photos_per_second(predictor, scenes[: args.speed_scenes], args.runs)
+        figures["tta"] = predictor.tta
+        report["detectors"][name] = figures
+        print(
+            f"{name:<16}{figures['found']:>8.1%}{figures['false_faces_per_100_photos']:>11.1f}"
+            f"{figures['end_to_end_accuracy']:>12.1%}{figures['bare_crop_accuracy']:>12.1%}"
+            f"{figures['photos_per_second']:>10.1f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

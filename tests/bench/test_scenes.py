@@ -1,0 +1,57 @@
+"""bench/scenes.py: the photos the face-detection benchmark is measured on are what it says they are."""
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.scenes import HEIGHT, LARGEST_FACE, SMALLEST_FACE, WIDTH, build_scenes
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """Stand-ins for FER2013 faces: smooth random 48x48 images (a face has little fine detail)."""
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1, (200, 48, 48)).astype(np.float32)
+    smooth = np.stack([cv2.GaussianBlur(image, (0, 0), 2) for image in noise])
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min()) * 255
+    return smooth.astype(np.uint8), rng.integers(0, 7, 200)
+
+
+def test_the_same_seed_gives_the_same_photos_and_another_seed_others(faces):
+    first, again, other = (build_scenes(*faces, count=6, seed=seed) for seed in (0, 0, 1))
+    assert [s.jpeg for s in first] == [s.jpeg for s in again]
+    assert [s.jpeg for s in first] != [s.jpeg for s in other]
+
+
+def test_faces_are_inside_the_photo_apart_and_within_the_sizes(faces):
+    scenes = build_scenes(*faces, count=60, seed=0)
+    counts = [len(scene.faces) for scene in scenes]
+    assert set(counts) == {1, 2} and 5 <= counts.count(2) <= 35  # a third or so have a second face
+    assert {scene.background for scene in scenes} == {"noise", "gradient", "gratings", "shapes"}
+    for scene in scenes:
+        assert 50 <= scene.quality <= 95
+        for face in scene.faces:
+            x, y, w, h = face.box
+            assert w == h and SMALLEST_FACE <= w <= LARGEST_FACE
+            assert 0 <= x and x + w <= WIDTH and 0 <= y and y + h <= HEIGHT
+            assert abs(face.degrees) <= 20
+        if len(scene.faces) == 2:
+            (ax, ay, aw, ah), (bx, by, bw, bh) = (face.box for face in scene.faces)
+            assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay  # no overlap
+
+
+def test_each_box_holds_its_face(faces):
+    images, labels = faces
+    for scene in build_scenes(images, labels, count=10, seed=3):
+        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert photo.shape == (HEIGHT, WIDTH)
+        for face in scene.faces:
+            x, y, w, h = face.box
+            inside = cv2.resize(photo[y : y + h, x : x + w], (48, 48), interpolation=cv2.INTER_AREA)
+            turned_back = cv2.warpAffine(inside, cv2.getRotationMatrix2D((24, 24), -face.degrees, 1.0), (48, 48))[
+                12:36, 12:36
+            ].astype(float)
+            source = images[face.index][12:36, 12:36].astype(float)
+            correlation = np.corrcoef(turned_back.ravel(), source.ravel())[0, 1]
+            assert correlation > 0.8, correlation  # lighting changes it, but it is this face
+            assert face.label == labels[face.index]
