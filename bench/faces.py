@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from scenes import Scene, build_scenes  # bench/scenes.py, beside this script
 
+from fer.blazeface import BlazeFaceDetector
 from fer.datasets import VALIDATION, load_splits, select_split
 from fer.device import describe_device
 from fer.faces import HaarFaceDetector, box_iou
@@ -34,6 +35,13 @@ MATCH_IOU = 0.3
 DETECTORS = {
     "haar-equalized": lambda: HaarFaceDetector(equalize=True),
     "haar": lambda: HaarFaceDetector(equalize=False),
+    **{
+        f"blazeface-{side}-t{round(threshold * 100)}": (
+            lambda side=side, threshold=threshold: BlazeFaceDetector(input_side=side, score_threshold=threshold)
+        )
+        for side in (192, 256, 320, 384)
+        for threshold in (0.5, 0.6)
+    },
 }
 
 
@@ -108,7 +116,7 @@ def main() -> None:
     scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed)
     report = {"scenes": len(scenes), "seed": args.seed, "machine": describe_device("cpu"), "detectors": {}}
     print(f"{len(scenes)} scenes (seed {args.seed}), {sum(len(s.faces) for s in scenes)} faces; {report['machine']}")
-    print(f"{'detector':<16}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}{'photos/s':>10}")
+    print(f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}{'photos/s':>10}")
     for name in args.detectors:
         predictor = Predictor.load(detector=DETECTORS[name]())
         figures = measure(predictor, scenes, validation.images)
@@ -116,7 +124,7 @@ def main() -> None:
         figures["tta"] = predictor.tta
         report["detectors"][name] = figures
         print(
-            f"{name:<16}{figures['found']:>8.1%}{figures['false_faces_per_100_photos']:>11.1f}"
+            f"{name:<20}{figures['found']:>8.1%}{figures['false_faces_per_100_photos']:>11.1f}"
             f"{figures['end_to_end_accuracy']:>12.1%}{figures['bare_crop_accuracy']:>12.1%}"
             f"{figures['photos_per_second']:>10.1f}"
         )

