@@ -103,6 +103,7 @@ class Predictor:
         resolved = inference_device(device)
         if backend in ("onnx", "int8") and resolved != "cpu":
             raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.split(':')[0]}")
+        card = None
         if resolved == "cpu" and backend in ("auto", "int8") and not is_checkpoint(weights):
             card = read_card(weights)
             int8 = load_int8_model(weights, card) if backend == "int8" else load_default_int8_model(weights, card)
@@ -110,7 +111,7 @@ class Predictor:
                 return cls(
                     None, card, resolved, tta or card.default_tta, detector, onnx_model=int8, backend_name=INT8_ENGINE
                 )
-        model, card = load_model(weights)
+        model, card = load_model(weights, card)  # the card, if read above, is not read and hashed again
         onnx_model = None
         if backend == "int8":
             onnx_model = load_int8_model(weights, card)  # a checkpoint: this names the missing variant

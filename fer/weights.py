@@ -103,15 +103,16 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     return Path(path).suffix in (".pt", ".pth")
 
 
-def load_model(path: str | os.PathLike | None = None) -> "tuple[nn.Module, ModelCard]":
-    """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt)."""
+def load_model(path: str | os.PathLike | None = None, card: ModelCard | None = None) -> "tuple[nn.Module, ModelCard]":
+    """(model in eval mode on the CPU, card) from weights (.safetensors or .json) or a checkpoint (.pt).
+    `card`: the weights' card as `read_card` already returned it (their sha256 is then not checked again)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path) if path is not None else default_weights_path()
     if is_checkpoint(path):
         return model_from_checkpoint(load_checkpoint(path), path)
-    card = read_card(path)
+    card = card or read_card(path)
     tensors_path = weights_files(path)[1]
     try:
         state_dict = load_file(str(tensors_path))
