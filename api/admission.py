@@ -8,7 +8,7 @@ measurements follow). The estimate of the work queued ahead is the sum of the es
 request admitted and not yet answered, each taken when it was admitted.
 
 Preparation is priced by size class, not by a formula: decoding grows with the pixels, but a detector
-that scales big images down (Haar) costs about the same beyond its working size, and a line through
+that scales big images down (MTCNN, Haar) costs about the same beyond its working size, and a line through
 two sizes is wrong for the sizes between and beyond. A first burst of large photos, priced from the
 warm-up's 640x480 alone, was admitted at half its cost, and 25 of 128 got 504 (bench/api_hostile.py).
 """

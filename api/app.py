@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loaded = predictor or await anyio.to_thread.run_sync(
-            lambda: Predictor.load(settings.weights, settings.device, settings.tta, backend=settings.backend)
+            lambda: Predictor.load(
+                settings.weights, settings.device, settings.tta, backend=settings.backend, detector=settings.detector
+            )
         )
         service = InferenceService(loaded, settings, metrics)
         await service.start()

@@ -80,6 +80,7 @@ class ServedModel(BaseModel):
     backend: str = Field(
         description="the engine running the model", examples=["onnxruntime-int8", "onnxruntime", "torch"]
     )
+    detector: str = Field(description="the face detector (FER_DETECTOR)", examples=["mtcnn", "haar", "blazeface"])
     version: str = Field(description="version of the fer package serving it")
     exported: str | None = None
     card: ModelCard = Field(description="the weights' model card, as fer export wrote it (or as a .pt gives it)")

@@ -35,6 +35,7 @@ def serve(
     tta: str | None = None,
     workers: int = 1,
     backend: str | None = None,
+    detector: str | None = None,
     log_level: str = "info",
 ) -> None:
     if workers < 1:
@@ -51,6 +52,8 @@ def serve(
         os.environ["FER_TTA"] = tta
     if backend is not None:
         os.environ["FER_BACKEND"] = backend
+    if detector is not None:
+        os.environ["FER_DETECTOR"] = detector
     settings = check_settings()
     # Everything a user can get wrong is checked here, in one line each, before a worker spends
     # seconds loading the model only to fail in its lifespan with a traceback.
@@ -93,7 +96,9 @@ def check_model_loads(settings: Settings) -> None:
     process, which must not import torch when the server will not use it."""
     from fer.predictor import Predictor
 
-    Predictor.load(settings.weights, settings.device, settings.tta, backend=settings.backend)
+    Predictor.load(
+        settings.weights, settings.device, settings.tta, backend=settings.backend, detector=settings.detector
+    )
 
 
 def check_settings() -> Settings:

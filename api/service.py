@@ -37,7 +37,7 @@ logger = logging.getLogger("api")
 T = TypeVar("T")
 TRIM_INTERVAL_S = 2.0
 # The warm-up prepares a noise JPEG of each size (noise decodes slower than photos: a safe first price).
-# The large one is past the Haar detector's 1280-pixel working size, where its cost stops growing.
+# The large one is past the detectors' 1280-pixel working size (max_side), where their cost stops growing.
 WARM_UP_PHOTOS = ((640, 480), (1600, 1200))
 
 
@@ -68,17 +68,23 @@ class InferenceService:
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
+    @property
+    def detector_name(self) -> str:
+        detector = self.predictor.detector
+        return getattr(detector, "name", type(detector).__name__)
+
     async def start(self) -> None:
         self.batcher.start()
         self._trimmer = asyncio.create_task(self._trim_after_work())
         await self._warm_up()
         self.ready = True
         logger.info(
-            "model %s ready on %s with %s (tta %s)",
+            "model %s ready on %s with %s (tta %s), face detector %s",
             self.model_id,
             self.predictor.device,
             self.predictor.backend,
             self.tta,
+            self.detector_name,
         )
 
     async def _trim_after_work(self) -> None:
@@ -196,6 +202,7 @@ class InferenceService:
             "device": str(self.predictor.device),
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
+            "detector": self.detector_name,
             "version": __version__,
             "exported": card.exported,
             "card": card,

@@ -8,11 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fer.options import BACKENDS, DEVICE_CHOICES, TTA_MODES
+from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
 
 DeviceName = Literal[DEVICE_CHOICES]  # type: ignore[valid-type]
 TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]
 BackendName = Literal[BACKENDS]  # type: ignore[valid-type]
+DetectorName = Literal[DETECTORS]  # type: ignore[valid-type]
 
 
 class Settings(BaseSettings):
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     device: DeviceName = "auto"  # auto: CUDA, then MPS, then CPU
     tta: TtaMode | None = None  # default test-time augmentation; None: the one the model card chose
     backend: BackendName = "auto"  # CPU engine: auto picks int8, else float32 ONNX, else torch (fer.predictor)
+    detector: DetectorName = DEFAULT_DETECTOR  # face detector (fer.detectors)
 
     # Dynamic batching: faces of concurrent requests share one forward pass.
     max_batch_size: int = Field(64, ge=1)  # faces per forward pass

@@ -12,7 +12,9 @@ Per detector, over the same scenes:
 - bare crops: the classifier on the same faces as 48x48 crops, the ceiling end to end can reach;
 - photos/s: decoding and Predictor.find_faces, one thread, median of --runs passes over the first
   --speed-scenes scenes after one warm-up pass.
-The classifier is the shipped model with its default TTA (the default configuration).
+The classifier is the shipped model with its default TTA (the default configuration). Boxes are those
+Predictor.find_faces reports: framed as FER2013 frames faces, and for MTCNN those of its eye-level
+crops (bench/framing.py fits both).
 """
 
 import argparse
@@ -29,10 +31,13 @@ from fer.blazeface import BlazeFaceDetector
 from fer.datasets import VALIDATION, load_splits, select_split
 from fer.device import describe_device
 from fer.faces import HaarFaceDetector, box_iou
+from fer.mtcnn import MtcnnFaceDetector
 from fer.predictor import Predictor
 
 MATCH_IOU = 0.3
 DETECTORS = {
+    "mtcnn": MtcnnFaceDetector,
+    "mtcnn-paper-thresholds": lambda: MtcnnFaceDetector(thresholds=(0.6, 0.7, 0.7)),
     "haar-equalized": lambda: HaarFaceDetector(equalize=True),
     "haar": lambda: HaarFaceDetector(equalize=False),
     **{

@@ -29,6 +29,7 @@ import numpy as np
 
 from fer.device import cpu_threads
 from fer.errors import FerError
+from fer.faces import Box, Framing, corner_iou, pixel_boxes
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -43,6 +44,7 @@ STRIDE = 4  # input pixels per anchor, along each side
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")  # the person's right and left
 SCORE_THRESHOLD = 0.6  # MediaPipe's for this model
 MERGE_IOU = 0.3  # boxes overlapping more than this are one face
+FRAMING = Framing(side=1.199, dx=0.011, dy=-0.045)  # fitted by bench/framing.py (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class BlazeFaceDetector:
     """Faces as (x, y, w, h) boxes, largest first, like every fer detector; `detections` also gives
     each face's keypoints and score. Safe to share between threads (one ONNX Runtime session)."""
 
+    name = "blazeface"
     uses_color = True  # trained on color photos: the Predictor hands it RGB when the image has color
 
     def __init__(
@@ -103,24 +106,18 @@ class BlazeFaceDetector:
         input_side: int = TRAINED_SIDE,
         score_threshold: float = SCORE_THRESHOLD,
         session: "onnxruntime.InferenceSession | None" = None,
+        framing: Framing | None = None,
     ) -> None:
         """`input_side`: the longer side of the network's input, a multiple of 32."""
         if input_side < SIDE_MULTIPLE or input_side % SIDE_MULTIPLE:
             raise ValueError(f"input_side must be a multiple of {SIDE_MULTIPLE}, not {input_side}")
         self.input_side, self.score_threshold = input_side, score_threshold
+        self.framing = framing or FRAMING
         self.session = session or load_session()
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
 
-    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        height, width = image.shape[:2]
-        boxes = []
-        for detection in self.detections(image):
-            x, y, w, h = detection.box
-            left, top = max(0, round(x)), max(0, round(y))
-            right, bottom = min(width, round(x + w)), min(height, round(y + h))
-            if right > left and bottom > top:
-                boxes.append((left, top, right - left, bottom - top))
-        return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return pixel_boxes([detection.box for detection in self.detections(image)], *image.shape[:2])
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""
@@ -175,7 +172,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, t
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
     merged = []
     while len(scores):
-        cluster = _iou(boxes[0], boxes) > threshold
+        cluster = corner_iou(boxes[0], boxes) > threshold
         cluster[0] = True
         weights = scores[cluster] / scores[cluster].sum()
         box = (boxes[cluster] * weights[:, np.newaxis]).sum(0)
@@ -183,13 +180,3 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, t
         merged.append((box, points, float(scores[0])))
         boxes, keypoints, scores = boxes[~cluster], keypoints[~cluster], scores[~cluster]
     return merged
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (x0, y0, x1, y1) box with each of `boxes`."""
-    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = width * height
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
-    return inter / np.maximum(union, 1e-9)

@@ -1,5 +1,7 @@
-"""Face detection: OpenCV's Haar frontal-face cascade by default (it ships inside opencv-python 4.x,
-so nothing is downloaded), or OpenCV's YuNet CNN detector when given its .onnx model file.
+"""Face detection: the protocol every detector follows, OpenCV's Haar frontal-face cascade (it ships
+inside opencv-python 4.x, so nothing is downloaded), OpenCV's YuNet CNN detector when given its .onnx
+model file, and how a detector's findings become the classifier's crops (Framing, Alignment). The
+default detector is MTCNN (fer/mtcnn.py); fer/detectors.py names them all.
 
 Detectors take an RGB (H, W, 3) or grayscale (H, W) uint8 image and return boxes (x, y, w, h) in
 pixels, largest first.
@@ -7,6 +9,7 @@ pixels, largest first.
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,14 +17,106 @@ import cv2
 import numpy as np
 
 from fer.errors import FerError
+from fer.preprocess import INPUT_SIZE
 
 Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a detector's box becomes the crop the classifier sees, framed as FER2013 frames its faces:
+    a square of `side` times the box's size (the geometric mean of its width and height), its centre
+    moved by (`dx`, `dy`) box sizes. Each detector frames faces its own way (MTCNN's boxes are narrower
+    than FER2013's crops, Haar's wider), so each has its own framing, calibrated by bench/framing.py on
+    validation faces. The default changes nothing."""
+
+    side: float = 1.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def apply(self, box: Box, width: int, height: int) -> Box:
+        """The framed square, clipped to a `width` x `height` image."""
+        if self == Framing():
+            return box
+        x, y, w, h = box
+        size = (w * h) ** 0.5
+        half = size * self.side / 2
+        cx, cy = x + w / 2 + self.dx * size, y + h / 2 + self.dy * size
+        left, top = max(0, round(cx - half)), max(0, round(cy - half))
+        right, bottom = min(width, round(cx + half)), min(height, round(cy + half))
+        if right <= left or bottom <= top:  # a box outside the image keeps its clipped self
+            left, top = min(max(0, x), width - 1), min(max(0, y), height - 1)
+            right, bottom = max(left + 1, min(width, x + w)), max(top + 1, min(height, y + h))
+        return left, top, right - left, bottom - top
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Eye-level alignment, for detectors that find the eyes and the mouth (MTCNN): the crop is a
+    square of `side` eye-to-mouth distances, centred `right` and `down` such distances from the
+    midpoint of the eyes along the face's own axes (down: from the eyes towards the mouth), and turned
+    so that those axes are upright, as FER2013's mostly upright faces are. Calibrated by
+    bench/framing.py on validation faces: on faces turned up to 20 degrees it classified 5.4 points
+    more of them right than the detector's box framed (docs/benchmarks.md)."""
+
+    side: float
+    right: float
+    down: float
+
+    def crop(self, gray: np.ndarray, eyes: np.ndarray, mouth: np.ndarray) -> tuple[np.ndarray, Box]:
+        """The (48, 48) uint8 aligned crop of a grayscale image, and the upright square (x, y, w, h)
+        of the same centre and side, clipped to the image: the box reported for the face. `eyes` and
+        `mouth` are (x, y) midpoints in the image's pixels."""
+        axis = np.asarray(mouth, np.float64) - np.asarray(eyes, np.float64)
+        distance = max(float(np.hypot(*axis)), 1.0)
+        down = axis / distance
+        right = np.array([down[1], -down[0]])  # the image's x axis when the face is upright
+        centre = np.asarray(eyes, np.float64) + (self.right * right + self.down * down) * distance
+        side = self.side * distance
+        height, width = gray.shape
+        # Shrink the neighbourhood with area averaging first: turning and scaling in one warp would
+        # sample a large face's pixels sparsely (aliasing).
+        reach = int(np.ceil(side * 0.75))  # beyond half the square's diagonal
+        x0, y0 = int(np.floor(centre[0])) - reach, int(np.floor(centre[1])) - reach
+        region = _region(gray, x0, y0, 2 * reach, 2 * reach)
+        scale = 1.0
+        if side > 2 * INPUT_SIZE:
+            scale = 2 * INPUT_SIZE / side
+            region = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        # Coordinates so far measure from pixel edges; warpAffine's from pixel centres: half a pixel off.
+        local = (centre - (x0, y0)) * scale - 0.5
+        axes = np.stack([right, down]) * INPUT_SIZE / (side * scale)
+        matrix = np.hstack([axes, ((INPUT_SIZE - 1) / 2 - axes @ local)[:, np.newaxis]])
+        crop = cv2.warpAffine(
+            region, matrix, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        left, top = max(0, round(centre[0] - side / 2)), max(0, round(centre[1] - side / 2))
+        right_edge, bottom = min(width, round(centre[0] + side / 2)), min(height, round(centre[1] + side / 2))
+        box = (min(left, width - 1), min(top, height - 1), max(1, right_edge - left), max(1, bottom - top))
+        return crop, box
+
+
+def _region(gray: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:
+    """gray[y:y+height, x:x+width], its edge pixels repeated where it reaches past the image."""
+    rows, columns = gray.shape
+    inside = gray[max(0, y) : max(0, min(rows, y + height)), max(0, x) : max(0, min(columns, x + width))]
+    if inside.size == 0:
+        return np.zeros((max(1, height), max(1, width)), gray.dtype)
+    return cv2.copyMakeBorder(
+        inside,
+        max(0, -y),
+        max(0, y + height - rows),
+        max(0, -x),
+        max(0, x + width - columns),
+        cv2.BORDER_REPLICATE,
+    )
 
 
 class FaceDetector(Protocol):
     """What the Predictor needs of a detector; pass your own to Predictor.load(detector=...)."""
 
     uses_color: bool  # False: it is given the grayscale frame the faces are cropped from
+    framing: Framing  # how its boxes become the classifier's crops (Framing() keeps them as they are)
 
     def detect(self, image: np.ndarray) -> list[Box]:
         """(H, W) grayscale or (H, W, 3) RGB uint8 -> (x, y, w, h) boxes in pixels, largest first."""
@@ -41,9 +136,34 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def corner_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (x0, y0, x1, y1) box with each row of an (N, 4) array of such boxes."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def pixel_boxes(boxes: Iterable[Sequence[float]], height: int, width: int) -> list[Box]:
+    """Float (x, y, w, h) boxes as whole pixels inside a `height` x `width` image, largest first;
+    boxes wholly outside it are dropped."""
+    clipped = []
+    for x, y, w, h in boxes:
+        left, top = max(0, round(x)), max(0, round(y))
+        right, bottom = min(width, round(x + w)), min(height, round(y + h))
+        if right > left and bottom > top:
+            clipped.append((left, top, right - left, bottom - top))
+    return sorted(clipped, key=lambda box: box[2] * box[3], reverse=True)
+
+
 def _largest_first(boxes: Iterable[Sequence[float]]) -> list[Box]:
     boxes = [tuple(int(v) for v in box) for box in boxes]
     return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
+
+
+HAAR_FRAMING = Framing(side=1.018, dx=0.005, dy=0.005)  # fitted by bench/framing.py (docs/benchmarks.md)
 
 
 class HaarFaceDetector:
@@ -51,6 +171,7 @@ class HaarFaceDetector:
     thread gets its own cv2.CascadeClassifier, whose detectMultiScale keeps scratch state and must not
     run concurrently on one instance."""
 
+    name = "haar"
     uses_color = False  # works on grayscale: the Predictor hands it the frame it crops faces from
 
     def __init__(
@@ -61,6 +182,7 @@ class HaarFaceDetector:
         min_size: int = 24,
         max_side: int | None = 1280,
         equalize: bool = False,
+        framing: Framing | None = None,
     ):
         """`max_side`: larger images are scaled down to this longest side for detection (boxes are
         given in the original's pixels). A 12-megapixel photo then costs 0.21 s instead of 1.0 s on
@@ -78,6 +200,7 @@ class HaarFaceDetector:
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
         self.max_side = max_side
         self.equalize = equalize
+        self.framing = framing or HAAR_FRAMING
 
     def _load_cascade(self) -> cv2.CascadeClassifier:
         cascade = getattr(self._per_thread, "cascade", None)
@@ -116,6 +239,9 @@ class YuNetFaceDetector:
 
     uses_color = True  # trained on color images: the Predictor hands it RGB when the image has color
 
+    name = "yunet"
+    framing = Framing()  # not calibrated: fer ships no YuNet model to calibrate
+
     def __init__(self, model_path: str | Path, score_threshold: float = 0.8):
         if not Path(model_path).is_file():
             raise FerError(f"no YuNet model at {model_path}")
@@ -126,12 +252,4 @@ class YuNetFaceDetector:
         height, width = bgr.shape[:2]
         self.detector.setInputSize((width, height))
         _, faces = self.detector.detect(bgr)
-        if faces is None:
-            return []
-        boxes = []
-        for x, y, w, h in faces[:, :4]:
-            left, top = max(0, int(round(x))), max(0, int(round(y)))
-            right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
-            if right > left and bottom > top:
-                boxes.append((left, top, right - left, bottom - top))
-        return _largest_first(boxes)
+        return [] if faces is None else pixel_boxes(faces[:, :4], height, width)

@@ -1,4 +1,5 @@
-"""The choices a user makes about how a model runs: the device, the TTA mode and the CPU engine.
+"""The choices a user makes about how a model runs: the device, the TTA mode, the CPU engine and the
+face detector.
 
 They live here, free of torch and OpenCV, so that the command line can offer them in `--help`
 without paying for importing either (`fer --help` starts in well under a second).
@@ -20,3 +21,9 @@ def check_tta(mode: str) -> str:
     if mode not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {mode!r}; choose from {', '.join(TTA_MODES)}")
     return mode
+
+
+# Face detectors (fer.detectors): MTCNN, a CNN cascade, finds the most faces (bench/faces.py); Haar,
+# OpenCV's cascade, needs no model package; BlazeFace, MediaPipe's CNN, is the fastest.
+DETECTORS = ("mtcnn", "haar", "blazeface")
+DEFAULT_DETECTOR = "mtcnn"

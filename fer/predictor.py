@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 
 from fer.card import Metrics, ModelCard
+from fer.detectors import create_detector
 from fer.device import inference_device
 from fer.errors import FerError
-from fer.faces import Box, FaceDetector, HaarFaceDetector
+from fer.faces import Box, FaceDetector
 from fer.images import ImageInput, read_image
 from fer.labels import EMOTIONS
 from fer.onnx_runtime import OnnxModel, load_default_int8_model, load_int8_model, load_onnx_model
@@ -87,7 +88,7 @@ class Predictor:
         weights: str | os.PathLike | None = None,
         device: str = "auto",
         tta: str | None = None,
-        detector: FaceDetector | None = None,
+        detector: FaceDetector | str | None = None,
         backend: str = "auto",
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
@@ -96,7 +97,11 @@ class Predictor:
         accuracy holds (fer.onnx_runtime.int8_accuracy_holds), else the .onnx exported beside the
         weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
         float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
-        the weights' tensors nor torch itself are loaded for it."""
+        the weights' tensors nor torch itself are loaded for it. `detector`: a FaceDetector, or a name
+        from fer.options.DETECTORS, created now so that a missing model package fails here; None: the
+        default detector (MTCNN), created when first needed."""
+        if isinstance(detector, str):
+            detector = create_detector(detector)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
@@ -136,7 +141,7 @@ class Predictor:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = HaarFaceDetector()  # created on first use: probing crops needs none
+            self._detector = create_detector()  # created on first use: classifying crops needs none
         return self._detector
 
     def predict_pixels(self, pixels: np.ndarray, tta: str | None = None) -> np.ndarray:
@@ -175,15 +180,25 @@ class Predictor:
         """An image (as for predict_image) -> face boxes (largest first) and their (N, 48, 48) uint8
         crops, ready for `predict_pixels`. The image is turned to grayscale once: the detector and
         every crop use that one frame (a detector that looks at color, `uses_color`, gets the color
-        image). Kept apart from classification so that a server can detect faces of many images in
-        parallel and classify them together in one batch."""
+        image). A detector that crops faces itself (`crop_faces`, MTCNN's eye-level alignment) does;
+        otherwise boxes are the detector's framed as FER2013 frames faces (its `framing`). Either way
+        the boxes are those of the crops the classifier sees. Kept apart from classification so that a
+        server can detect faces of many images in parallel and classify them together in one batch."""
         image = as_rgb_or_gray(image, color_order)
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         height, width = gray.shape
         if not detect:
             boxes = [(0, 0, width, height)]
         else:
-            boxes = self.detector.detect(image if getattr(self.detector, "uses_color", False) else gray)
+            detector = self.detector
+            detector_image = image if getattr(detector, "uses_color", False) else gray
+            if hasattr(detector, "crop_faces"):
+                boxes, crops = detector.crop_faces(detector_image, gray)
+                return boxes, np.stack(crops) if crops else np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+            boxes = detector.detect(detector_image)
+            framing = getattr(detector, "framing", None)
+            if framing is not None:
+                boxes = [framing.apply(box, width, height) for box in boxes]
         if not boxes:
             return [], np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
         return boxes, np.stack([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])

@@ -17,7 +17,7 @@ from fer_cli.main import EXIT_USER_ERROR
 def _load_predictor(args: argparse.Namespace):  # -> fer.Predictor, imported here on purpose
     from fer.predictor import Predictor
 
-    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend)
+    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend, detector=args.detector)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -101,5 +101,5 @@ def run_serve(args: argparse.Namespace) -> int:
     # --device defaults to "auto" for every command; only pass what the user chose to the app.
     device = None if args.device == "auto" else args.device
     backend = None if args.backend == "auto" else args.backend
-    serve(args.host, args.port, args.weights, device, args.tta, args.workers, backend)
+    serve(args.host, args.port, args.weights, device, args.tta, args.workers, backend, args.detector)
     return 0

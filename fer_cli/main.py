@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from fer import __version__
 from fer.errors import FerError, OneLineArgumentParser
-from fer.options import BACKENDS, DEVICE_CHOICES, TTA_MODES
+from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
 
 EXIT_USER_ERROR = 2
 
@@ -99,6 +99,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, tta_default: str | None
         choices=BACKENDS,
         help="CPU engine: auto runs the int8 variant when its card shows its accuracy holds, else ONNX Runtime "
         "when the weights have a matching .onnx, else PyTorch; torch, onnx and int8 force one engine",
+    )
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=DETECTORS,
+        help=f"face detector (default {DEFAULT_DETECTOR}): mtcnn finds the most faces, haar needs no model "
+        "package, blazeface is the fastest",
     )
 
 

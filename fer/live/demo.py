@@ -43,6 +43,7 @@ class DemoSettings:
     device: str = "auto"
     tta: str = "none"  # live speed
     backend: str = "auto"
+    detector: str = "mtcnn"  # fer.options.DETECTORS; the local model's, not a server's (--api)
     smooth: float = 0.6  # weight of the past in [0, 1)
     headless: bool = False
     output: str | None = None  # annotated video
@@ -59,7 +60,13 @@ def make_classifier(settings: DemoSettings) -> "LocalClassifier | ApiClassifier"
     from fer.predictor import Predictor
 
     return LocalClassifier(
-        Predictor.load(settings.weights, device=settings.device, tta=settings.tta, backend=settings.backend)
+        Predictor.load(
+            settings.weights,
+            device=settings.device,
+            tta=settings.tta,
+            backend=settings.backend,
+            detector=settings.detector,
+        )
     )
 
 

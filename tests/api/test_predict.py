@@ -245,10 +245,11 @@ def test_openapi_documents_every_route_with_examples(client):
     assert client.get("/docs").status_code == 200
 
 
-@pytest.mark.parametrize("backend", ["auto", "onnx"])
-def test_shipped_weights_end_to_end(astronaut_jpeg, backend):
-    """The app as `make run` starts it (the shipped int8 variant holds its accuracy, so a CPU runs it)
-    and with FER_BACKEND=onnx: shipped weights, the card's default TTA, the astronaut smiles."""
+@pytest.mark.parametrize("backend, detector", [("auto", "mtcnn"), ("onnx", "haar")])
+def test_shipped_weights_end_to_end(astronaut_jpeg, backend, detector):
+    """The app as `make run` starts it (the shipped int8 variant holds its accuracy, so a CPU runs it;
+    the MTCNN detector) and with FER_BACKEND=onnx FER_DETECTOR=haar: shipped weights, the card's
+    default TTA, the astronaut smiles."""
     from fastapi.testclient import TestClient
 
     from api import create_app
@@ -256,8 +257,9 @@ def test_shipped_weights_end_to_end(astronaut_jpeg, backend):
     from fer.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
 
     shipped = json.loads(default_weights_path().with_suffix(".json").read_text())
-    with TestClient(create_app(Settings(device="cpu", backend=backend))) as client:
+    with TestClient(create_app(Settings(device="cpu", backend=backend, detector=detector))) as client:
         card = client.get("/v1/model").json()
+        assert card["detector"] == detector
         assert card["name"] == DEFAULT_WEIGHTS_NAME and card["default_tta"] == shipped["default_tta"]
         assert card["backend"] == {"auto": "onnxruntime-int8", "onnx": "onnxruntime"}[backend]
         assert card["precision"] == {"auto": "int8", "onnx": "float32"}[backend]

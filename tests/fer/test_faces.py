@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.faces import HaarFaceDetector, YuNetFaceDetector, box_iou
+from fer.faces import Alignment, Framing, HaarFaceDetector, YuNetFaceDetector, box_iou
 
 
 @pytest.mark.parametrize("equalize", [True, False])
@@ -64,3 +64,47 @@ def test_large_photos_are_scanned_downscaled_and_boxes_come_back_in_their_pixels
     expected = tuple(round(v * scale) for v in (176, 66, 95, 95))
     assert max(box_iou(box, expected) for box in boxes) > 0.7  # Haar adds false positives on upscaled photos
     assert all(x + w <= 4000 and y + h <= 4000 for x, y, w, h in boxes)
+
+
+def test_framing_turns_a_detectors_box_into_a_square_crop_inside_the_image():
+    assert Framing().apply((10, 20, 30, 40), 640, 480) == (10, 20, 30, 40)  # the default changes nothing
+    # A box 40 wide and 90 high has size 60: a square of 1.5 x 60 = 90 around its centre, moved up by 0.1 x 60.
+    assert Framing(side=1.5, dy=-0.1).apply((100, 100, 40, 90), 640, 480) == (75, 94, 90, 90)
+    # Near the image's edge the square is clipped, never reaching past the image.
+    assert Framing(side=2.0).apply((0, 0, 50, 50), 640, 480) == (0, 0, 75, 75)
+    assert Framing(side=2.0).apply((600, 440, 40, 40), 640, 480) == (580, 420, 60, 60)
+    # A box that ends up wholly outside keeps what of itself lies inside.
+    assert Framing(dx=-10.0).apply((0, 0, 20, 20), 640, 480) == (0, 0, 20, 20)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(float).ravel(), b.astype(float).ravel())[0, 1])
+
+
+def test_alignment_crops_an_upright_face_as_its_square_and_turns_a_tilted_one_upright():
+    from fer.preprocess import to_gray48
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (480, 640)).astype(np.float32), (0, 0), 3)
+    gray = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    alignment = Alignment(side=2.5, right=0.0, down=0.3)
+    eyes, mouth = np.array([320.0, 200.0]), np.array([320.0, 260.0])  # 60 px apart: a 150 px square
+    crop, box = alignment.crop(gray, eyes, mouth)
+    assert box == (245, 143, 150, 150)  # centred 0.3 x 60 px below the eyes
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert _correlation(crop, to_gray48(gray[143:293, 245:395])) > 0.99  # not mirrored, not shifted
+    # The same picture turned 20 degrees about the eyes: aligned, the crop is the upright one again.
+    turn = cv2.getRotationMatrix2D(tuple(eyes), 20, 1.0)
+    turned = cv2.warpAffine(gray, turn, (640, 480), flags=cv2.INTER_LINEAR)
+    turned_mouth = turn @ np.append(mouth, 1.0)
+    turned_crop, _ = alignment.crop(turned, eyes, turned_mouth)
+    assert _correlation(turned_crop, crop) > 0.95
+    assert _correlation(to_gray48(turned[143:293, 245:395]), crop) < 0.8  # what framing alone would see
+
+
+def test_alignment_at_the_image_edge_repeats_edge_pixels_and_clips_the_box():
+    gray = np.full((100, 120), 77, np.uint8)
+    crop, box = Alignment(side=2.5, right=0.0, down=0.3).crop(gray, np.array([5.0, 5.0]), np.array([5.0, 45.0]))
+    assert crop.shape == (48, 48) and (crop == 77).all()
+    x, y, w, h = box
+    assert x >= 0 and y >= 0 and x + w <= 120 and y + h <= 100 and w > 0 and h > 0

@@ -3,6 +3,7 @@ run as users run them, on generated videos: no camera and no display needed."""
 
 import json
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -49,8 +50,9 @@ def test_headless_run_writes_the_annotated_video_and_a_log_line_per_frame(face_v
 
 
 def test_smoothing_reduces_label_changes(tmp_path):
-    # Heavy pixel noise makes the shipped model's per-frame label flicker on an unchanging face.
-    video = write_face_video(tmp_path / "noisy.mp4", frames=40, noise=50, seed=0)
+    # A mouth covered in a random third of the frames, under heavy pixel noise, makes the shipped
+    # model's per-frame label flicker on one face (24 changes in 40 frames when written).
+    video = write_face_video(tmp_path / "noisy.mp4", frames=40, noise=50, hide_smile=0.3, seed=0)
 
     def run(smooth: str):
         log = tmp_path / f"smooth{smooth}.jsonl"
@@ -61,7 +63,11 @@ def test_smoothing_reduces_label_changes(tmp_path):
     changes = {}
     for smooth, (log, result) in runs.items():
         assert result.returncode == 0, result.stderr
-        labels = [entry["faces"][0]["smoothed_emotion"] for entry in _log(log) if entry["faces"]]
+        # Smoothing is per track: follow the face's own track (in this much noise the detector also
+        # sees a face in the astronaut's whole figure, in about one frame in six).
+        tracks = Counter(face["track"] for entry in _log(log) for face in entry["faces"])
+        track = tracks.most_common(1)[0][0]
+        labels = [face["smoothed_emotion"] for entry in _log(log) for face in entry["faces"] if face["track"] == track]
         assert len(labels) >= 35
         changes[smooth] = sum(a != b for a, b in zip(labels, labels[1:]))
     assert changes["0"] >= 3

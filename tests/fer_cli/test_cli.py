@@ -36,6 +36,19 @@ def test_predict_text_and_no_detect(exported_weights, tmp_path):
     assert f"{image}: 1 face" in result.stdout and "box [0, 0, 512, 512]" in result.stdout
 
 
+def test_predict_with_each_face_detector(exported_weights, tmp_path):
+    image = astronaut_file(tmp_path)
+    boxes = {}
+    for detector in ("mtcnn", "haar", "blazeface"):
+        result = fer("predict", str(image), "--json", "--weights", str(exported_weights), "--detector", detector)
+        assert result.returncode == 0, result.stderr
+        [face] = json.loads(result.stdout)["faces"]
+        boxes[detector] = face["box"]
+    assert len({tuple(box) for box in boxes.values()}) == 3  # each frames the face its own way
+    for x, y, w, h in boxes.values():
+        assert x < 230 < x + w and y < 120 < y + h  # around the astronaut's nose
+
+
 def test_predict_keeps_going_past_a_bad_file_then_exits_2(exported_weights, tmp_path):
     image = astronaut_file(tmp_path)
     result = fer(

@@ -1,0 +1,24 @@
+"""Face detectors by name, as the command line, the API and the webcam demo choose them (--detector,
+FER_DETECTOR). Each is imported only when chosen: Haar needs nothing beyond OpenCV, MTCNN and
+BlazeFace read their model files from packages `make install` adds (fer/mtcnn.py, fer/blazeface.py).
+"""
+
+from fer.faces import FaceDetector
+from fer.options import DEFAULT_DETECTOR, DETECTORS
+
+
+def create_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
+    """The detector called `name` with its default settings (calibrated framing included)."""
+    if name == "mtcnn":
+        from fer.mtcnn import MtcnnFaceDetector
+
+        return MtcnnFaceDetector()
+    if name == "haar":
+        from fer.faces import HaarFaceDetector
+
+        return HaarFaceDetector()
+    if name == "blazeface":
+        from fer.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(input_side=384, score_threshold=0.5)
+    raise ValueError(f"unknown face detector {name!r}; choose from {', '.join(DETECTORS)}")

@@ -1,0 +1,402 @@
+"""MTCNN (Zhang et al., 2016), a cascade of three small CNNs, as fer's face detector, run by ONNX
+Runtime.
+
+The weights are those shipped inside the `facenet-pytorch` wheel on PyPI (MIT; ported there from
+davidsandberg/facenet, MIT, which converted the authors' Caffe models). `make install` and the
+Dockerfile install that package with --no-deps, because it pins old torch versions fer does not
+need: fer never imports it. It reads the three .pt files with a torch-free, code-free reader
+(fer/torch_pickle.py), checks their sha256, and builds the three networks as ONNX graphs in memory
+when the detector is created. Nothing is downloaded.
+
+Why MTCNN: on photos built from validation faces (bench/faces.py) it found 86% of the faces, Haar 62%
+and BlazeFace 48%, with 1 false face per 100 photos (Haar 4.7), twice as fast as Haar; and it finds
+the eyes and the mouth, by which fer crops faces at eye level (fer.faces.Alignment).
+
+The cascade, as the paper and facenet-pytorch run it:
+1. P-Net, fully convolutional, scans an image pyramid (first scale 12 / min_face, each next one
+   PYRAMID_FACTOR times that) and proposes a box wherever a 12x12 window scores over the first
+   threshold; proposals are merged by non-maximum suppression per scale, then across scales,
+   corrected by P-Net's regression, and squared.
+2. R-Net scores each proposal again from a 24x24 crop, and corrects it.
+3. O-Net does the same from a 48x48 crop and also gives five keypoints (eyes, nose, mouth corners).
+Crops that reach past the image are padded with black, as the paper's code does.
+"""
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from fer.device import cpu_threads
+from fer.errors import FerError
+from fer.faces import Alignment, Box, Framing, pixel_boxes
+from fer.preprocess import to_gray48
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
+
+PACKAGE = "facenet_pytorch"  # the import name of the facenet-pytorch distribution
+INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
+WEIGHTS_SHA256 = {  # in facenet-pytorch 2.6.0
+    "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+}
+KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")  # as seen in the image: left to right
+# Per stage. The paper's code and facenet-pytorch use 0.6, 0.7, 0.7. Chosen on 600 tuning scenes
+# (bench/scenes.py seeds 1 and 2, not the reported seed 0): these found 88.9% of the faces instead of
+# 86.4%, with the same 0.65 false faces per 100 photos; (0.5, 0.5, 0.6) found 90.2% but with 1.35.
+THRESHOLDS = (0.5, 0.5, 0.8)
+PYRAMID_FACTOR = 0.709  # each pyramid level's scale over the last: about 1/sqrt(2), halving the area
+MIN_FACE = 40  # pixels; bench/faces.py found as many faces of 48 px and more as with 20, 1.8x faster
+P_NET_CELL, P_NET_STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels of the scaled image
+OPSET = 17
+FRAMING = Framing(side=1.103, dx=0.005, dy=-0.014)  # fitted by bench/framing.py (docs/benchmarks.md)
+ALIGNMENT = Alignment(side=2.525, right=-0.013, down=0.278)  # the same; used unless alignment=None
+
+# Each network as layers: (kind, parameter prefix, options). "flatten" lays the (N, C, H, W) map out
+# as the Caffe models' dense layers expect: width-major, then height, then channels.
+_LAYERS = {
+    "pnet": [
+        ("conv", "conv1"),
+        ("prelu", "prelu1"),
+        ("pool", (2, 2)),
+        ("conv", "conv2"),
+        ("prelu", "prelu2"),
+        ("conv", "conv3"),
+        ("prelu", "prelu3"),
+    ],
+    "rnet": [
+        ("conv", "conv1"),
+        ("prelu", "prelu1"),
+        ("pool", (3, 2)),
+        ("conv", "conv2"),
+        ("prelu", "prelu2"),
+        ("pool", (3, 2)),
+        ("conv", "conv3"),
+        ("prelu", "prelu3"),
+        ("flatten", None),
+        ("dense", "dense4"),
+        ("prelu", "prelu4"),
+    ],
+    "onet": [
+        ("conv", "conv1"),
+        ("prelu", "prelu1"),
+        ("pool", (3, 2)),
+        ("conv", "conv2"),
+        ("prelu", "prelu2"),
+        ("pool", (3, 2)),
+        ("conv", "conv3"),
+        ("prelu", "prelu3"),
+        ("pool", (2, 2)),
+        ("conv", "conv4"),
+        ("prelu", "prelu4"),
+        ("flatten", None),
+        ("dense", "dense5"),
+        ("prelu", "prelu5"),
+    ],
+}
+# Each network's heads: (output name, layer, softmax over classes?)
+_HEADS = {
+    "pnet": [("regression", "conv4_2", False), ("face", "conv4_1", True)],
+    "rnet": [("regression", "dense5_2", False), ("face", "dense5_1", True)],
+    "onet": [("regression", "dense6_2", False), ("keypoints", "dense6_3", False), ("face", "dense6_1", True)],
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x, y, width, height in the image's pixels
+    keypoints: np.ndarray  # (5, 2) x, y in the image's pixels, KEYPOINTS order
+    score: float
+
+
+def weights_folder() -> Path:
+    """The folder of pnet.pt, rnet.pt and onet.pt inside the installed facenet-pytorch package (never
+    imported: it would import torch)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FerError(f"the MTCNN face detector needs the facenet-pytorch package: {INSTALL_HINT}")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def load_weights(folder: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """{network: {parameter: array}} from the three checked .pt files."""
+    from fer.torch_pickle import read_state_dict
+
+    folder = folder or weights_folder()
+    weights = {}
+    for network, expected in WEIGHTS_SHA256.items():
+        path = folder / f"{network}.pt"
+        if not path.is_file():
+            raise FerError(f"no {path.name} in the facenet-pytorch package at {folder}: {INSTALL_HINT}")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise FerError(f"{path} is not the MTCNN weights fer was measured with: {INSTALL_HINT}")
+        weights[network] = read_state_dict(path)
+    return weights
+
+
+def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.ModelProto":
+    """One of the three networks as a checked ONNX model: input `image` (N, 3, H, W), RGB scaled to
+    about [-1, 1]; outputs as _HEADS names them. P-Net takes any H, W >= 12; R-Net 24x24; O-Net 48x48."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers = [], []
+    counter = iter(range(1_000_000))
+
+    def constant(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attributes: object) -> str:
+        output = f"{op.lower()}_{next(counter)}"
+        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def linear(prefix: str, value: str) -> str:
+        weight = parameters[f"{prefix}.weight"]
+        inputs = [value, constant(f"{prefix}.weight", weight), constant(f"{prefix}.bias", parameters[f"{prefix}.bias"])]
+        return node("Conv", inputs) if weight.ndim == 4 else node("Gemm", inputs, transB=1)
+
+    value, spatial = "image", True
+    for kind, option in _LAYERS[network]:
+        if kind in ("conv", "dense"):
+            value = linear(option, value)
+        elif kind == "prelu":
+            slope = parameters[f"{option}.weight"]
+            value = node("PRelu", [value, constant(f"{option}.weight", slope.reshape(-1, 1, 1) if spatial else slope)])
+        elif kind == "pool":
+            size, stride = option
+            value = node("MaxPool", [value], kernel_shape=[size, size], strides=[stride, stride], ceil_mode=1)
+        elif kind == "flatten":
+            value = node("Flatten", [node("Transpose", [value], perm=[0, 3, 2, 1])], axis=1)
+            spatial = False
+    outputs = []
+    for name, layer, softmax in _HEADS[network]:
+        head = linear(layer, value)
+        attributes = {"axis": 1} if softmax else {}
+        nodes.append(helper.make_node("Softmax" if softmax else "Identity", [head], [name], **attributes))
+        channels = parameters[f"{layer}.weight"].shape[0]
+        shape = ["batch", channels, "map_height", "map_width"] if spatial else ["batch", channels]
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    graph = helper.make_graph(nodes, f"mtcnn_{network}", [image], outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fer")
+    onnx.checker.check_model(model)
+    return model
+
+
+def load_sessions(folder: Path | None = None, threads: int | None = None) -> dict[str, "onnxruntime.InferenceSession"]:
+    """ONNX Runtime sessions of P-Net, R-Net and O-Net."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer/onnx_runtime.py
+    return {
+        network: onnxruntime.InferenceSession(
+            network_graph(network, parameters).SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        for network, parameters in load_weights(folder).items()
+    }
+
+
+class MtcnnFaceDetector:
+    """Faces as (x, y, w, h) boxes, largest first, like every fer detector; `detections` also gives
+    each face's five keypoints and score. Safe to share between threads (ONNX Runtime sessions are)."""
+
+    name = "mtcnn"
+    uses_color = True  # trained on color photos: the Predictor hands it RGB when the image has color
+
+    def __init__(
+        self,
+        min_face: int = MIN_FACE,
+        thresholds: tuple[float, float, float] = THRESHOLDS,
+        max_side: int | None = 1280,
+        threads: int | None = 1,
+        sessions: dict | None = None,
+        framing: Framing | None = None,
+        alignment: Alignment | None = ALIGNMENT,
+    ) -> None:
+        """`min_face`: the smallest face side looked for, in pixels (of the image scaled to `max_side`).
+        `max_side`: larger images are scaled down to this longest side first, as HaarFaceDetector
+        does; boxes are given in the original's pixels. `threads`: ONNX Runtime's per call. One by
+        default: the networks are too small to gain from more (53 photos/s with one thread, 54 with
+        two, on 640x480 photos), and a server runs one detection per core in parallel."""
+        if min_face < P_NET_CELL:
+            raise ValueError(f"min_face must be at least {P_NET_CELL} pixels, not {min_face}")
+        self.min_face, self.thresholds, self.max_side = min_face, tuple(thresholds), max_side
+        self.framing = framing or FRAMING
+        self.alignment = alignment
+        self.sessions = sessions or load_sessions(threads=threads)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return pixel_boxes([detection.box for detection in self.detections(image)], *image.shape[:2])
+
+    def crop_faces(self, image: np.ndarray, gray: np.ndarray) -> tuple[list[Box], list[np.ndarray]]:
+        """The faces' boxes, largest first, and their (48, 48) crops from `gray` (the same frame as
+        `image`, in grayscale): aligned at eye level by `alignment`, or, when it is None, the boxes
+        framed by `framing` (the Predictor does that for detectors without this method)."""
+        height, width = gray.shape[:2]
+        if self.alignment is None:
+            boxes = [self.framing.apply(box, width, height) for box in self.detect(image)]
+            return boxes, [to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes]
+        faces = []
+        for detection in self.detections(image):
+            eyes, mouth = detection.keypoints[:2].mean(0), detection.keypoints[3:].mean(0)
+            crop, box = self.alignment.crop(gray, eyes, mouth)
+            faces.append((box, crop))
+        faces.sort(key=lambda face: face[0][2] * face[0][3], reverse=True)
+        return [box for box, _ in faces], [crop for _, crop in faces]
+
+    def detections(self, image: np.ndarray) -> list[Detection]:
+        """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+        height, width = rgb.shape[:2]
+        shrink = 1.0
+        if self.max_side and max(height, width) > self.max_side:
+            shrink = self.max_side / max(height, width)
+            size = (round(width * shrink), round(height * shrink))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        rgb = np.ascontiguousarray(rgb, np.float32)
+        boxes = self._propose(rgb)
+        boxes = self._refine(rgb, boxes)
+        boxes, keypoints = self._finish(rgb, boxes)
+        return [
+            Detection(tuple(float(v) / shrink for v in (x0, y0, x1 - x0, y1 - y0)), points / shrink, float(score))
+            for (x0, y0, x1, y1, score), points in zip(boxes, keypoints)
+        ]
+
+    def _propose(self, rgb: np.ndarray) -> np.ndarray:
+        """Stage 1: (N, 5) squared boxes x0 y0 x1 y1 score from P-Net over the pyramid."""
+        height, width = rgb.shape[:2]
+        found, scaled = [], rgb
+        for scale in pyramid(height, width, self.min_face):
+            # Each level from the one before, not from the image: the same area averaging, 6x faster
+            # (OpenCV's INTER_AREA is slow at large non-integer ratios).
+            size = (int(width * scale + 1), int(height * scale + 1))
+            scaled = cv2.resize(scaled, size, interpolation=cv2.INTER_AREA)
+            regression, face = self.sessions["pnet"].run(None, {"image": _network_input(scaled[np.newaxis])})
+            boxes = proposals(regression[0], face[0, 1], scale, self.thresholds[0])
+            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+        boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        sides = (boxes[:, 2:4] - boxes[:, 0:2])[:, [0, 1, 0, 1]]  # P-Net's corrections are in box sides
+        corrected = boxes[:, :4] + boxes[:, 5:9] * sides
+        return square(np.concatenate([corrected, boxes[:, 4:5]], 1))
+
+    def _refine(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Stage 2: R-Net keeps and corrects the proposals."""
+        if not len(boxes):
+            return boxes
+        regression, face = self.sessions["rnet"].run(None, {"image": _network_input(crops(rgb, boxes, 24))})
+        keep = face[:, 1] > self.thresholds[1]
+        boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
+        regression = regression[keep]
+        picked = nms(boxes[:, :4], boxes[:, 4], 0.7)
+        return square(correct(boxes[picked], regression[picked]))
+
+    def _finish(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 3: O-Net's final boxes (N, 5) and keypoints (N, 5, 2), best first."""
+        if not len(boxes):
+            return boxes, np.zeros((0, len(KEYPOINTS), 2), np.float32)
+        regression, points, face = self.sessions["onet"].run(None, {"image": _network_input(crops(rgb, boxes, 48))})
+        keep = face[:, 1] > self.thresholds[2]
+        boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
+        sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        points = points[keep]
+        keypoints = (
+            np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + boxes[:, np.newaxis, :2] - 1
+        )
+        boxes = correct(boxes, regression[keep])
+        picked = nms(boxes[:, :4], boxes[:, 4], 0.7, by_smaller=True)
+        return boxes[picked], keypoints[picked]
+
+
+def pyramid(height: int, width: int, min_face: int) -> list[float]:
+    """The scales at which P-Net's 12-pixel window is a face of min_face pixels, then 0.709 times
+    smaller each, while the scaled image's shorter side holds a window."""
+    scale, scales = P_NET_CELL / min_face, []
+    while min(height, width) * scale >= P_NET_CELL:
+        scales.append(scale)
+        scale *= PYRAMID_FACTOR
+    return scales
+
+
+def proposals(regression: np.ndarray, face: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """P-Net's (4, h, w) regression and (h, w) face scores at one scale -> (N, 9) boxes in the image:
+    x0 y0 x1 y1 score, then the four corrections."""
+    rows, columns = np.nonzero(face >= threshold)
+    cells = np.stack([columns, rows], 1).astype(np.float32)
+    starts = np.floor((P_NET_STRIDE * cells + 1) / scale)
+    ends = np.floor((P_NET_STRIDE * cells + P_NET_CELL) / scale)
+    return np.concatenate([starts, ends, face[rows, columns, np.newaxis], regression[:, rows, columns].T], 1)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_smaller: bool = False) -> np.ndarray:
+    """Indices of (x0, y0, x1, y1) boxes kept by greedy non-maximum suppression, best first: a box is
+    dropped when it overlaps a better one by more than `threshold`. Overlap is IoU, computed by
+    OpenCV (20x faster than in Python, with the same picks); `by_smaller`: over the smaller box's
+    area instead (O-Net's last pass, a few boxes: drops a box inside another)."""
+    if not len(boxes):
+        return np.zeros(0, dtype=np.int64)
+    if not by_smaller:
+        sides = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]], 1).astype(np.float64)
+        return np.asarray(cv2.dnn.NMSBoxes(sides, scores.astype(np.float32), 0.0, threshold), np.int64).ravel()
+    order, keep = np.argsort(-scores, kind="stable"), []
+    while len(order):
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        corners = boxes[rest]
+        width = np.clip(np.minimum(boxes[best, 2], corners[:, 2]) - np.maximum(boxes[best, 0], corners[:, 0]), 0, None)
+        height = np.clip(np.minimum(boxes[best, 3], corners[:, 3]) - np.maximum(boxes[best, 1], corners[:, 1]), 0, None)
+        areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+        own = (boxes[best, 2] - boxes[best, 0]) * (boxes[best, 3] - boxes[best, 1])
+        order = rest[width * height / np.maximum(np.minimum(areas, own), 1e-9) <= threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+def correct(boxes: np.ndarray, regression: np.ndarray) -> np.ndarray:
+    """Boxes (N, 5) moved by R-Net's or O-Net's (N, 4) corrections, given in box sides."""
+    sides = (boxes[:, 2:4] - boxes[:, 0:2] + 1)[:, [0, 1, 0, 1]]
+    return np.concatenate([boxes[:, :4] + regression * sides, boxes[:, 4:5]], 1)
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    """Each (x0, y0, x1, y1, score) box as the square of its longer side around the same centre."""
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    centres = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
+    return np.concatenate([centres - sides[:, None] / 2, centres + sides[:, None] / 2, boxes[:, 4:5]], 1)
+
+
+def crops(rgb: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
+    """(N, side, side, 3) crops of the boxes, black where a box reaches past the image. Box corners
+    count pixels from 1, as in the paper's MATLAB code, whose arithmetic the cascade keeps."""
+    height, width = rgb.shape[:2]
+    out = np.zeros((len(boxes), side, side, 3), np.float32)
+    for index, (x0, y0, x1, y1) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64) - 1):
+        box_width, box_height = x1 - x0 + 1, y1 - y0 + 1
+        if box_width < 1 or box_height < 1:
+            continue
+        left, top, right, bottom = max(x0, 0), max(y0, 0), min(x1 + 1, width), min(y1 + 1, height)
+        if (left, top, right, bottom) == (x0, y0, x1 + 1, y1 + 1):  # inside the image: no copy needed
+            canvas = rgb[top:bottom, left:right]
+        else:
+            canvas = np.zeros((box_height, box_width, 3), np.float32)
+            if right > left and bottom > top:
+                canvas[top - y0 : bottom - y0, left - x0 : right - x0] = rgb[top:bottom, left:right]
+        shrinking = box_width > side or box_height > side
+        out[index] = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return out
+
+
+def _network_input(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) float RGB 0..255 -> (N, 3, H, W) as the networks were trained: (x - 127.5) / 128."""
+    return np.ascontiguousarray(((images - 127.5) * 0.0078125).transpose(0, 3, 1, 2), np.float32)

@@ -1,0 +1,95 @@
+"""fer/mtcnn.py: the default face detector finds faces in real and generated photos, its networks
+compute what facenet-pytorch's do from the same weights, and a missing or changed weights file is a
+clear error."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+from skimage import data
+
+import fer.mtcnn
+from fer.errors import FerError
+from fer.faces import Framing, HaarFaceDetector, box_iou
+from fer.mtcnn import MtcnnFaceDetector, load_sessions, load_weights, weights_folder
+from tests.conftest import astronaut_scene_counts
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return MtcnnFaceDetector()
+
+
+def test_its_networks_compute_what_facenet_pytorchs_compute():
+    sessions = load_sessions(threads=1)
+    rng = np.random.default_rng(0)
+    for name, network, shape in [
+        ("pnet", PNet(), (2, 3, 37, 51)),
+        ("rnet", RNet(), (5, 3, 24, 24)),
+        ("onet", ONet(), (5, 3, 48, 48)),
+    ]:
+        image = rng.uniform(-1, 1, shape).astype(np.float32)
+        with torch.no_grad():
+            expected = network.eval()(torch.from_numpy(image))
+        outputs = sessions[name].run(None, {"image": image})
+        assert len(outputs) == len(expected)
+        for ours, theirs in zip(outputs, expected):
+            np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
+
+
+def test_it_finds_the_astronauts_face_with_eyes_nose_and_mouth_in_place(detector):
+    photo = data.astronaut()
+    [box] = detector.detect(photo)
+    [haar_box] = HaarFaceDetector(framing=Framing()).detect(photo)
+    assert box_iou(box, haar_box) > 0.5
+    [found] = detector.detections(photo)
+    right_eye, left_eye, nose, mouth_right, mouth_left = found.keypoints
+    assert right_eye[0] < nose[0] < left_eye[0]  # the person's right eye is on the image's left
+    assert mouth_right[0] < nose[0] < mouth_left[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
+    assert found.score > 0.95
+
+
+def test_grayscale_and_large_photos_work_and_a_blank_one_has_no_faces(detector):
+    photo = data.astronaut()
+    [box] = detector.detect(photo)
+    [gray_box] = detector.detect(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    assert box_iou(box, gray_box) > 0.8
+    large = cv2.resize(photo, (1536, 1536), interpolation=cv2.INTER_CUBIC)  # past max_side: scaled down first
+    large_box = detector.detect(large)[0]  # the largest: at this scale a badge on the suit scores 0.9 too
+    assert box_iou(tuple(v * 3 for v in box), large_box) > 0.8  # in the large photo's own pixels
+    assert detector.detect(np.zeros((240, 320, 3), np.uint8)) == []
+    assert detector.detect(np.full((480, 640), 200, np.uint8)) == []
+    assert detector.detect(np.zeros((1, 1), np.uint8)) == []
+
+
+def test_it_finds_faces_in_generated_scenes(detector):
+    def detect(photo):  # boxes as the Predictor reports them: the aligned crops' squares
+        return detector.crop_faces(photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))[0]
+
+    truths, found, false = astronaut_scene_counts(detect)
+    assert truths >= 20 and found >= 0.9 * truths, (found, truths)
+    assert false <= 1
+
+
+def test_a_missing_package_or_changed_weights_are_clear_errors(monkeypatch, tmp_path):
+    for name in ("pnet", "rnet", "onet"):
+        (tmp_path / f"{name}.pt").write_bytes((weights_folder() / f"{name}.pt").read_bytes())
+    assert set(load_weights(tmp_path)) == {"pnet", "rnet", "onet"}
+    changed = bytearray((tmp_path / "onet.pt").read_bytes())
+    changed[-1] ^= 0xFF
+    (tmp_path / "onet.pt").write_bytes(bytes(changed))
+    with pytest.raises(FerError, match="not the MTCNN weights fer was measured with"):
+        load_weights(tmp_path)
+    (tmp_path / "rnet.pt").unlink()
+    with pytest.raises(FerError, match="no rnet.pt"):
+        load_weights(tmp_path)
+    monkeypatch.setattr(fer.mtcnn, "PACKAGE", "no_such_package_for_fer")
+    with pytest.raises(FerError, match="pip install --no-deps facenet-pytorch"):
+        weights_folder()
+
+
+def test_a_minimum_face_below_the_networks_window_is_refused():
+    with pytest.raises(ValueError, match="at least 12"):
+        MtcnnFaceDetector(min_face=8, sessions={})
