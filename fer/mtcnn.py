@@ -55,6 +55,7 @@ THRESHOLDS = (0.5, 0.5, 0.8)
 PYRAMID_FACTOR = 0.709  # each pyramid level's scale over the last: about 1/sqrt(2), halving the area
 MIN_FACE = 40  # pixels; bench/faces.py found as many faces of 48 px and more as with 20, 1.8x faster
 P_NET_CELL, P_NET_STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels of the scaled image
+CROPS_PER_RUN = 64  # R-Net and O-Net inputs per ONNX Runtime run (see _run_on_crops)
 OPSET = 17
 FRAMING = Framing(side=1.103, dx=0.005, dy=-0.014)  # fitted by bench/framing.py (docs/benchmarks.md)
 ALIGNMENT = Alignment(side=2.525, right=-0.013, down=0.278)  # the same; used unless alignment=None
@@ -274,6 +275,18 @@ class MtcnnFaceDetector:
             for (x0, y0, x1, y1, score), points in zip(boxes, keypoints)
         ]
 
+    def _run_on_crops(self, network: str, rgb: np.ndarray, boxes: np.ndarray, side: int) -> list[np.ndarray]:
+        """The network's outputs for the boxes' crops, CROPS_PER_RUN at a time: a photo of a crowd
+        can give thousands of proposals, and one run over all of them made ONNX Runtime keep a
+        gigabyte of activations (a grid of 520 faces: 1.4 GB peak RSS)."""
+        runs = [
+            self.sessions[network].run(
+                None, {"image": _network_input(crops(rgb, boxes[start : start + CROPS_PER_RUN], side))}
+            )
+            for start in range(0, len(boxes), CROPS_PER_RUN)
+        ]
+        return [np.concatenate(outputs) for outputs in zip(*runs)]
+
     def _propose(self, rgb: np.ndarray) -> np.ndarray:
         """Stage 1: (N, 5) squared boxes x0 y0 x1 y1 score from P-Net over the pyramid."""
         height, width = rgb.shape[:2]
@@ -296,7 +309,7 @@ class MtcnnFaceDetector:
         """Stage 2: R-Net keeps and corrects the proposals."""
         if not len(boxes):
             return boxes
-        regression, face = self.sessions["rnet"].run(None, {"image": _network_input(crops(rgb, boxes, 24))})
+        regression, face = self._run_on_crops("rnet", rgb, boxes, 24)
         keep = face[:, 1] > self.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
         regression = regression[keep]
@@ -307,7 +320,7 @@ class MtcnnFaceDetector:
         """Stage 3: O-Net's final boxes (N, 5) and keypoints (N, 5, 2), best first."""
         if not len(boxes):
             return boxes, np.zeros((0, len(KEYPOINTS), 2), np.float32)
-        regression, points, face = self.sessions["onet"].run(None, {"image": _network_input(crops(rgb, boxes, 48))})
+        regression, points, face = self._run_on_crops("onet", rgb, boxes, 48)
         keep = face[:, 1] > self.thresholds[2]
         boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
         sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
