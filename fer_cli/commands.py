@@ -17,7 +17,9 @@ from fer_cli.main import EXIT_USER_ERROR
 def _load_predictor(args: argparse.Namespace):  # -> fer.Predictor, imported here on purpose
     from fer.predictor import Predictor
 
-    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend, detector=args.detector)
+    # `fer evaluate` classifies crops: no --detector, and no detector is created.
+    detector = getattr(args, "detector", None)
+    return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=args.backend, detector=detector)
 
 
 def run_predict(args: argparse.Namespace) -> int:

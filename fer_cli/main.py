@@ -39,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = argparse.ArgumentParser(add_help=False)
     add_model_arguments(model, tta_default=None, tta_help="test-time augmentation; default: the weights' best")
+    detector = argparse.ArgumentParser(add_help=False)  # for the commands that look for faces
+    add_detector_argument(detector)
 
-    predict = commands.add_parser("predict", parents=[common, model], help="emotions of the faces in images")
+    predict = commands.add_parser("predict", parents=[common, model, detector], help="emotions of the faces in images")
     predict.add_argument("images", nargs="+", metavar="PATH", help="images, folders (searched recursively), videos")
     predict.add_argument("--json", action="store_true", help="one JSON object per image, or per video frame")
     predict.add_argument("--annotate", metavar="DIR", help="write annotated copies (boxes, emotions, bars) here")
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        parents=[common, model],
+        parents=[common, model, detector],
         help="start the REST API (other settings: FER_* variables, see the README)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -100,6 +102,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, tta_default: str | None
         help="CPU engine: auto runs the int8 variant when its card shows its accuracy holds, else ONNX Runtime "
         "when the weights have a matching .onnx, else PyTorch; torch, onnx and int8 force one engine",
     )
+
+
+def add_detector_argument(parser: argparse.ArgumentParser) -> None:
+    """--detector, for the commands that look for faces (predict, serve, webcam; not evaluate)."""
     parser.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
@@ -115,6 +121,7 @@ def add_webcam_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", metavar="URL", help="send frames to a running `fer serve` instead")
     parser.add_argument("--api-key", help="the server's FER_API_KEY, if it has one")
     add_model_arguments(parser, tta_default="none", tta_help="in-process TTA (default none: live speed)")
+    add_detector_argument(parser)
     parser.add_argument(
         "--smooth", type=float, default=0.6, metavar="ALPHA", help="weight of the past in [0, 1); 0: no smoothing"
     )
