@@ -220,7 +220,9 @@ class HaarFaceDetector:
         scale = 1.0
         if self.max_side and max(height, width) > self.max_side:
             scale = self.max_side / max(height, width)
-            gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            # At least one pixel: a 5000x1 image would otherwise become 1280x0, which OpenCV refuses.
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         if self.equalize:
             gray = cv2.equalizeHist(gray)
         found = self._load_cascade().detectMultiScale(

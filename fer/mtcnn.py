@@ -264,7 +264,7 @@ class MtcnnFaceDetector:
         shrink = 1.0
         if self.max_side and max(height, width) > self.max_side:
             shrink = self.max_side / max(height, width)
-            size = (round(width * shrink), round(height * shrink))
+            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         rgb = np.ascontiguousarray(rgb, np.float32)
         boxes, levels = self._propose(rgb)

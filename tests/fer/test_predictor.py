@@ -225,3 +225,14 @@ def test_a_detector_is_chosen_by_name_and_a_missing_model_package_fails_at_load(
     monkeypatch.setattr(fer.mtcnn, "PACKAGE", "no_such_package_for_fer")
     with pytest.raises(FerError, match="pip install --no-deps facenet-pytorch"):
         Predictor.load(exported_weights, device="cpu", detector="mtcnn")
+
+
+@pytest.mark.parametrize("detector", ["mtcnn", "haar", "blazeface"])
+def test_images_of_any_shape_give_faces_or_none_never_an_error(exported_weights, detector):
+    predictor = Predictor.load(exported_weights, device="cpu", detector=detector)
+    rng = np.random.default_rng(0)
+    # Lines and slivers longer than the detectors' 1280-pixel working size once crashed OpenCV's resize
+    # (a 5000x1 image scaled to 1280x0).
+    for shape in [(1, 1), (5000, 1, 3), (1, 5000), (5000, 2), (3, 4000, 3), (11, 11), (12, 12), (1281, 12, 3)]:
+        boxes, crops = predictor.find_faces(rng.integers(0, 256, shape, dtype=np.uint8))
+        assert boxes == [] and crops.shape == (0, 48, 48)
