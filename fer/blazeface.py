@@ -20,7 +20,6 @@ the trade).
 
 import hashlib
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from fer.device import cpu_threads
 from fer.errors import FerError
-from fer.faces import Box, Framing, corner_iou, pixel_boxes
+from fer.faces import Box, Detection, Framing, corner_iou, pixel_boxes
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -45,13 +44,6 @@ KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ea
 SCORE_THRESHOLD = 0.6  # MediaPipe's for this model
 MERGE_IOU = 0.3  # boxes overlapping more than this are one face
 FRAMING = Framing(side=1.199, dx=0.011, dy=-0.045)  # fitted by bench/framing.py (docs/benchmarks.md)
-
-
-@dataclass(frozen=True)
-class Detection:
-    box: tuple[float, float, float, float]  # x, y, width, height in the image's pixels
-    keypoints: np.ndarray  # (6, 2) x, y in the image's pixels, KEYPOINTS order
-    score: float
 
 
 def model_path() -> Path:

@@ -23,6 +23,15 @@ Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
+class Detection:
+    """One face as a detector with keypoints (MTCNN, BlazeFace) finds it."""
+
+    box: tuple[float, float, float, float]  # x, y, width, height in the image's pixels
+    keypoints: np.ndarray  # (K, 2) x, y in the image's pixels, in the detector's KEYPOINTS order
+    score: float
+
+
+@dataclass(frozen=True)
 class Framing:
     """How a detector's box becomes the crop the classifier sees, framed as FER2013 frames its faces:
     a square of `side` times the box's size (the geometric mean of its width and height), its centre

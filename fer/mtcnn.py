@@ -24,7 +24,6 @@ Crops that reach past the image are padded with black, as the paper's code does.
 
 import hashlib
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from fer.device import cpu_threads
 from fer.errors import FerError
-from fer.faces import Alignment, Box, Framing, pixel_boxes
+from fer.faces import Alignment, Box, Detection, Framing, pixel_boxes
 from fer.preprocess import to_gray48
 
 if TYPE_CHECKING:
@@ -108,13 +107,6 @@ _HEADS = {
     "rnet": [("regression", "dense5_2", False), ("face", "dense5_1", True)],
     "onet": [("regression", "dense6_2", False), ("keypoints", "dense6_3", False), ("face", "dense6_1", True)],
 }
-
-
-@dataclass(frozen=True)
-class Detection:
-    box: tuple[float, float, float, float]  # x, y, width, height in the image's pixels
-    keypoints: np.ndarray  # (5, 2) x, y in the image's pixels, KEYPOINTS order
-    score: float
 
 
 def weights_folder() -> Path:
