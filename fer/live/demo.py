@@ -22,6 +22,7 @@ from fer.drawing import draw_face, draw_status
 from fer.errors import FerError
 from fer.labels import EMOTIONS, emotion_shares
 from fer.live.tracking import FaceTracker, TrackedFace
+from fer.options import DEFAULT_DETECTOR
 from fer.video import Frame, LatestFrameReader, VideoFileReader, open_reader, open_video_writer, parse_source
 
 if TYPE_CHECKING:  # only for annotations: the classifiers and windows are imported when used
@@ -43,7 +44,7 @@ class DemoSettings:
     device: str = "auto"
     tta: str = "none"  # live speed
     backend: str = "auto"
-    detector: str = "mtcnn"  # fer.options.DETECTORS; the local model's, not a server's (--api)
+    detector: str = DEFAULT_DETECTOR  # one of fer.options.DETECTORS; the local model's, not a server's (--api)
     smooth: float = 0.6  # weight of the past in [0, 1)
     headless: bool = False
     output: str | None = None  # annotated video
