@@ -95,7 +95,7 @@ def stratified_subset(data: LabeledImages, max_samples: int, seed: int) -> Label
     """Exactly `max_samples` examples (or all) keeping each class's share (for smoke runs)."""
     if max_samples >= len(data):
         return data
-    keep = _stratified_indices(data, max_samples, seed)
+    keep = stratified_indices(data, max_samples, seed)
     return LabeledImages(data.images[keep], data.labels[keep])
 
 
@@ -104,11 +104,12 @@ def hold_out(data: LabeledImages, fraction: float, seed: int) -> tuple[LabeledIm
     datasets without a validation split of their own (emotion folders, a CSV without Usage), so
     that the checkpoint is never chosen on the faces it trained on."""
     held = np.zeros(len(data), dtype=bool)
-    held[_stratified_indices(data, max(1, round(fraction * len(data))), seed)] = True
+    held[stratified_indices(data, max(1, round(fraction * len(data))), seed)] = True
     return LabeledImages(data.images[~held], data.labels[~held]), LabeledImages(data.images[held], data.labels[held])
 
 
-def _stratified_indices(data: LabeledImages, count: int, seed: int) -> np.ndarray:
+def stratified_indices(data: LabeledImages, count: int, seed: int) -> np.ndarray:
+    """Sorted indices of `count` faces drawn per class in proportion (seeded)."""
     rng = np.random.default_rng(seed)
     counts = np.bincount(data.labels, minlength=NUM_CLASSES)
     # Largest remainders: each class gets the floor of its share, and the places rounding left over

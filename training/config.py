@@ -34,6 +34,12 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mix: str = "none"  # "mixup" or "cutmix": train on pairs of faces blended with their labels (MIX_MODES)
     mix_alpha: float = 1.0  # the mixing weight is drawn from Beta(mix_alpha, mix_alpha) once per batch
+    # Knowledge distillation: a soft-targets file from `python -m training.distill` ("" for none); the
+    # loss is (1 - distill_weight) x the label loss + distill_weight x the soft-target loss at
+    # distill_temperature (training.distill.distillation_loss).
+    distill: str = ""
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     grad_clip: float = 5.0  # max global gradient norm (after unscaling with fp16)
     ema_decay: float = 0.999  # weights averaged every step; the average is evaluated and exported
     amp: str = "bf16"  # bf16 autocast (GPU and CPU), fp16 autocast with GradScaler, or off (fp32)
@@ -62,6 +68,10 @@ class TrainConfig:
             raise FerError(f"unknown --mix {self.mix!r}; choose from {', '.join(MIX_MODES)}")
         if not self.mix_alpha > 0:
             raise FerError("--mix-alpha must be positive")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise FerError(f"--distill-weight must be between 0 and 1, not {self.distill_weight}")
+        if not self.distill_temperature > 0 or not math.isfinite(self.distill_temperature):
+            raise FerError(f"--distill-temperature must be a positive number, not {self.distill_temperature}")
         if self.dist_backend not in DIST_BACKENDS:
             raise FerError(f"unknown --dist-backend {self.dist_backend!r}; choose from {', '.join(DIST_BACKENDS)}")
         if self.optimizer not in ("sgd", "adamw"):
@@ -109,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         # Every argparse default is None so that only flags the user typed override --config; the
         # help shows TrainConfig's default instead.
         default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
-        shown = "all" if default is None else ("off" if default is False else default)  # None: max_samples
+        shown = "all" if default is None else ("off" if default is False or default == "" else default)
         parser.add_argument(flag, help=f"{help} (default {shown})".lstrip(), **kwargs)
 
     parser.add_argument(
@@ -123,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--weight-decay", type=float)
     option("--mix", "blend pairs of training faces and their labels", choices=MIX_MODES)
     option("--mix-alpha", "Beta(alpha, alpha) draws the mixing weight", type=float)
+    option("--distill", "soft targets to learn from, written by python -m training.distill", metavar="FILE")
+    option("--distill-weight", "share of the soft-target loss", type=float)
+    option("--distill-temperature", "softens teacher and student alike", type=float)
     option("--amp", choices=AMP_MODES)
     option("--device", choices=["auto", "cuda", "mps", "cpu"])
     option("--max-samples", "stratified training subset (smoke runs)", type=int)

@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,13 +39,14 @@ from fer.datasets import (
     hold_out,
     load_splits,
     select_split,
-    stratified_subset,
+    stratified_indices,
 )
 from fer.errors import FerError
 from fer.weights import load_checkpoint
 from training.augment import augment_batch, mix_batch
 from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_config
+from training.distill import SoftTargets, distillation_loss
 from training.distributed import (
     DistributedContext,
     average_buffers,
@@ -94,10 +96,15 @@ def train(config: TrainConfig) -> tuple[nn.Module, ExponentialMovingAverage]:
 class DeviceSplit:
     images: torch.Tensor  # (N, 1, 48, 48) uint8, on the training device
     labels: torch.Tensor  # (N,) int64
+    soft_targets: torch.Tensor | None = None  # (N, 7) float32 teachers' probabilities (--distill)
 
     @classmethod
-    def of(cls, data: LabeledImages, device: torch.device) -> "DeviceSplit":
-        return cls(torch.from_numpy(data.images).unsqueeze(1).to(device), torch.from_numpy(data.labels).to(device))
+    def of(cls, data: LabeledImages, device: torch.device, soft_targets: np.ndarray | None = None) -> "DeviceSplit":
+        return cls(
+            torch.from_numpy(data.images).unsqueeze(1).to(device),
+            torch.from_numpy(data.labels).to(device),
+            None if soft_targets is None else torch.from_numpy(soft_targets).to(device),
+        )
 
 
 def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module, ExponentialMovingAverage]:
@@ -129,14 +136,19 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     else:
         train_set = select_split(splits, TRAIN, config.data)
         val_set = select_split(splits, VALIDATION, config.data)
-    if config.max_samples:
-        train_set = stratified_subset(train_set, config.max_samples, config.seed)
+    soft_targets = None
+    if config.distill:  # checked against the whole split, before a subset is drawn from it
+        soft_targets = SoftTargets.load(config.distill).for_split(train_set, config.distill)
+    if config.max_samples and config.max_samples < len(train_set):
+        keep = stratified_indices(train_set, config.max_samples, config.seed)
+        train_set = LabeledImages(train_set.images[keep], train_set.labels[keep])
+        soft_targets = None if soft_targets is None else soft_targets[keep]
     missing = [emotion for emotion, count in train_set.class_counts().items() if count == 0]
     if missing:
         log.warning(f"no training faces of {', '.join(missing)}: the model will never learn to predict them")
     if config.amp == "fp16" and device.type == "cpu":
         log.warning("--amp fp16 on a CPU is emulated and very slow (13 img/s here, against about 400 with bf16)")
-    train, val = DeviceSplit.of(train_set, device), DeviceSplit.of(val_set, device)
+    train, val = DeviceSplit.of(train_set, device, soft_targets), DeviceSplit.of(val_set, device)
     steps_per_epoch = len(train_set) // (config.batch_size * context.world_size)
     if steps_per_epoch == 0:
         raise FerError(
@@ -241,6 +253,12 @@ def train_one_epoch(
         if mixed.weight < 1.0:
             partner_loss = F.cross_entropy(logits.float(), y[mixed.partner], label_smoothing=config.label_smoothing)
             loss = mixed.weight * loss + (1.0 - mixed.weight) * partner_loss
+        if train.soft_targets is not None:
+            soft = train.soft_targets[batch]
+            if mixed.weight < 1.0:  # a mixed face's teacher target is mixed like its label
+                soft = mixed.weight * soft + (1.0 - mixed.weight) * soft[mixed.partner]
+            soft_loss = distillation_loss(logits.float(), soft, config.distill_temperature)
+            loss = (1.0 - config.distill_weight) * loss + config.distill_weight * soft_loss
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
         state.scaler.unscale_(state.optimizer)  # clip the true gradients, not the fp16-scaled ones

@@ -123,10 +123,13 @@ def test_full_precision_trains_on_cpu(kaggle_zip, tmp_path):
     assert ema.updates == 64 // 32
 
 
-@pytest.mark.parametrize("mix", ["none", "cutmix"])
-def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path, mix):
+@pytest.mark.parametrize("recipe", ["plain", "cutmix+distill"])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path, recipe, request):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    args = ["--epochs", "3", "--seed", "7", "--mix", mix]
+    args = ["--epochs", "3", "--seed", "7"]
+    if recipe == "cutmix+distill":  # both draw on the batch: mixed faces get mixed teacher targets
+        targets, _ = request.getfixturevalue("targets")
+        args += ["--mix", "cutmix", "--distill", str(targets), "--distill-weight", "0.7", "--distill-temperature", "3"]
     assert run_python(WORKER, *train_args(kaggle_zip, straight, *args)).returncode == 0
 
     crash = {"FER_TEST_DIE_AT_EPOCH": "2", "FER_TEST_DIE_MARKER": str(tmp_path / "died")}
@@ -139,6 +142,11 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
     assert "resumed from" in resumed.stderr and "after epoch 2/3" in resumed.stderr
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
     assert a["epoch"] == b["epoch"] == 3
+    if recipe == "cutmix+distill":
+        saved = a["config"]
+        assert (saved["mix"], saved["distill"], saved["distill_weight"], saved["distill_temperature"]) == (
+            "cutmix", str(targets), 0.7, 3.0,
+        )  # fmt: skip
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["ema"]["module"], b["ema"]["module"])
     rows = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
