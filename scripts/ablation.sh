@@ -24,6 +24,8 @@ recipe_flags() {
     base) echo "" ;;
     cutmix) echo "--mix cutmix" ;;
     mixup) echo "--mix mixup --mix-alpha 0.4" ;;
+    # Knowledge distillation from fer-v1's ten-crop probabilities (python -m training.distill).
+    distill) echo "--distill ${TEACHERS:-docs/runs/teachers/fer-v1-tencrop.npz}" ;;
     *) echo "unknown recipe $1" >&2; return 2 ;;
   esac
 }
