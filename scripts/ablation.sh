@@ -8,6 +8,9 @@
 #
 # Each run goes to runs/ablation/RECIPE-eEPOCHS-sSEED; summarise with
 #   python scripts/run_summary.py runs/ablation/*
+# A finished run's best checkpoint then labels every face once with ten-crop (about 4 minutes):
+# TEACHERS_OUT/RUN.npz, 0.4 MB, is what an ensemble teacher is later built from once the run folder is
+# gone (python -m training.distill --teacher FILE.npz ...).
 # A recipe is the current flagship recipe (vgg_slim, the trainer's defaults) with ONE change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ SEEDS=${SEEDS:-0 1}
 RECIPES=${RECIPES:-base cutmix mixup}
 OUT=${OUT:-runs/ablation}
 PY=${PY:-.venv/bin/python}
+TEACHERS_OUT=${TEACHERS_OUT:-docs/runs/teachers}
 
 recipe_flags() {
   case "$1" in
@@ -38,18 +42,26 @@ sys.exit(0 if rows and rows[-1]["epoch"] >= int(sys.argv[2]) else 1)
 PY
 }
 
+write_teacher_targets() {  # once per finished run, while its best.pt is still there
+  local targets="$TEACHERS_OUT/$(basename "$1").npz"
+  [[ -f "$targets" || ! -f "$1/best.pt" ]] && return 0
+  echo "== $(date -u +%FT%TZ) $1: ten-crop soft targets -> $targets"
+  "$PY" -m training.distill --data "$DATA" --tta tencrop --teacher "$1/best.pt" --out "$targets"
+}
+
 for seed in $SEEDS; do
   for recipe in $RECIPES; do
     run="$OUT/$recipe-e$EPOCHS-s$seed"
     flags=$(recipe_flags "$recipe")
     if finished "$run"; then
       echo "== $run finished; skipping"
-      continue
+    else
+      echo "== $(date -u +%FT%TZ) $run: --arch vgg_slim --epochs $EPOCHS --seed $seed $flags"
+      # shellcheck disable=SC2086  # flags are words on purpose
+      "$PY" -m training.train --data "$DATA" --arch vgg_slim --epochs "$EPOCHS" --seed "$seed" \
+        --device cpu --out "$run" --resume $flags
     fi
-    echo "== $(date -u +%FT%TZ) $run: --arch vgg_slim --epochs $EPOCHS --seed $seed $flags"
-    # shellcheck disable=SC2086  # flags are words on purpose
-    "$PY" -m training.train --data "$DATA" --arch vgg_slim --epochs "$EPOCHS" --seed "$seed" \
-      --device cpu --out "$run" --resume $flags
+    write_teacher_targets "$run"
   done
 done
 echo "== $(date -u +%FT%TZ) all runs finished"

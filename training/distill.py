@@ -14,6 +14,11 @@ augmented view: a teacher's forward pass per step would cost as much again as th
 
 It prints each teacher's and the ensemble's validation accuracy (the file keeps them too), so the
 ensemble is measured before a student is trained on it.
+
+A file also keeps the teachers' validation probabilities, so a finished run's targets can stand in
+for its checkpoint: `--teacher docs/runs/teachers/base-e40-s0.npz` reuses them (checked against the
+faces) without the checkpoint, which a 2-core machine's run folders do not outlive. Each file given
+counts as one teacher, so an ensemble can be built later from any runs' committed targets.
 """
 
 import hashlib
@@ -57,6 +62,8 @@ class SoftTargets:
     teachers: list[str]  # what produced them, as given on the command line
     tta: str
     validation_accuracy: dict[str, float]  # each teacher's and "ensemble", measured when written
+    validation_probabilities: np.ndarray  # (M, 7) float32, the same teachers on the validation faces
+    validation_digest: str  # images_digest of the validation split
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -67,11 +74,17 @@ class SoftTargets:
             "teachers": self.teachers,
             "tta": self.tta,
             "validation_accuracy": self.validation_accuracy,
+            "validation_digest": self.validation_digest,
             "emotions": list(EMOTIONS),
         }
         temporary = path.with_name(f".{path.name}.tmp")
         with open(temporary, "wb") as handle:  # np.savez would add ".npz" to a name without it
-            np.savez_compressed(handle, probabilities=self.probabilities.astype(np.float16), meta=json.dumps(meta))
+            np.savez_compressed(
+                handle,
+                probabilities=self.probabilities.astype(np.float16),
+                validation_probabilities=self.validation_probabilities.astype(np.float16),
+                meta=json.dumps(meta),
+            )
         os.replace(temporary, path)
 
     @classmethod
@@ -79,26 +92,42 @@ class SoftTargets:
         try:
             with np.load(path, allow_pickle=False) as stored:
                 meta = json.loads(str(stored["meta"]))
-                probabilities = stored["probabilities"].astype(np.float32)
+                format_ = meta.get("format") if isinstance(meta, dict) else None
+                if format_ == TARGETS_FORMAT:
+                    probabilities = stored["probabilities"].astype(np.float32)
+                    validation = stored["validation_probabilities"].astype(np.float32)
+                    fields = [meta[key] for key in ("digest", "teachers", "tta", "validation_accuracy")]
+                    validation_digest = meta["validation_digest"]
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:  # JSONDecodeError: ValueError
             raise FerError(f"cannot read soft targets {path}: {error}") from None
-        if not isinstance(meta, dict) or meta.get("format") != TARGETS_FORMAT:
+        if format_ != TARGETS_FORMAT:
             raise FerError(f"{path} is not a soft-targets file of format {TARGETS_FORMAT} (python -m training.distill)")
-        if meta.get("emotions") != list(EMOTIONS) or probabilities.ndim != 2 or probabilities.shape[1] != NUM_CLASSES:
-            raise FerError(f"{path} holds targets for other classes than {', '.join(EMOTIONS)}")
-        if not np.all(np.isfinite(probabilities)) or np.any(probabilities < 0):
-            raise FerError(f"{path} holds probabilities that are negative or not finite")
-        return cls(probabilities, meta["digest"], meta["teachers"], meta["tta"], meta["validation_accuracy"])
+        for rows in (probabilities, validation):
+            if meta.get("emotions") != list(EMOTIONS) or rows.ndim != 2 or rows.shape[1] != NUM_CLASSES:
+                raise FerError(f"{path} holds targets for other classes than {', '.join(EMOTIONS)}")
+            # float16 storage leaves each row's sum within about 0.004 of 1.
+            if not np.all(np.isfinite(rows)) or np.any(rows < 0) or np.any(np.abs(rows.sum(1) - 1.0) > 0.02):
+                raise FerError(
+                    f"{path} holds rows that are not probabilities (negative, not finite or not summing to 1)"
+                )
+        return cls(probabilities, *fields, validation, validation_digest)
 
-    def for_split(self, data: LabeledImages, path: str | os.PathLike) -> np.ndarray:
-        """The (N, 7) targets, row-normalized, after checking they were computed for `data`."""
-        if len(self.probabilities) != len(data) or self.digest != images_digest(data):
+    def for_split(self, data: LabeledImages, path: str | os.PathLike, split: str = TRAIN) -> np.ndarray:
+        """The (N, 7) targets of `split` (TRAIN or VALIDATION), row-normalized, after checking they were
+        computed for `data`."""
+        probabilities, digest = (
+            (self.probabilities, self.digest)
+            if split == TRAIN
+            else (self.validation_probabilities, self.validation_digest)
+        )
+        if len(probabilities) != len(data) or digest != images_digest(data):
             raise FerError(
-                f"the soft targets in {path} were computed for other training faces ({len(self.probabilities)} "
+                f"the soft targets in {path} were computed for other {'training' if split == TRAIN else split} "
+                f"faces ({len(probabilities)} "
                 f"rows) than these {len(data)}: write them again for this dataset with python -m training.distill"
             )
         # float16 storage rounds each row's sum slightly away from 1.
-        return self.probabilities / self.probabilities.sum(1, keepdims=True)
+        return probabilities / probabilities.sum(1, keepdims=True)
 
 
 def distillation_loss(logits: torch.Tensor, teacher_probabilities: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -137,16 +166,28 @@ def teacher_probabilities(weights: str, splits: list[np.ndarray], tta: str) -> l
         ]
 
 
+def stored_teacher_probabilities(path: str, train: LabeledImages, val: LabeledImages, tta: str) -> list[np.ndarray]:
+    """A targets file as one teacher: its validation and training probabilities, checked against the
+    faces and the TTA asked for."""
+    stored = SoftTargets.load(path)
+    if stored.tta != tta:
+        raise FerError(f"{path} holds {stored.tta} probabilities, not {tta}: ask for --tta {stored.tta}")
+    return [stored.for_split(val, path, VALIDATION), stored.for_split(train, path, TRAIN)]
+
+
 def write_targets(data: str, teachers: list[str], tta: str, out: str) -> SoftTargets:
     splits = load_splits(data)
     train, val = select_split(splits, TRAIN, data), select_split(splits, VALIDATION, data)
     train_sum = np.zeros((len(train), NUM_CLASSES), dtype=np.float64)
     val_sum = np.zeros((len(val), NUM_CLASSES), dtype=np.float64)
     accuracy = {}
-    for weights in teachers:
-        val_probabilities, train_probabilities = teacher_probabilities(weights, [val.images, train.images], tta)
-        accuracy[weights] = float((val_probabilities.argmax(1) == val.labels).mean())
-        log.info(f"{weights}: {accuracy[weights]:.2%} on validation ({tta})")
+    for teacher in teachers:
+        if Path(teacher).suffix == ".npz":
+            val_probabilities, train_probabilities = stored_teacher_probabilities(teacher, train, val, tta)
+        else:
+            val_probabilities, train_probabilities = teacher_probabilities(teacher, [val.images, train.images], tta)
+        accuracy[teacher] = float((val_probabilities.argmax(1) == val.labels).mean())
+        log.info(f"{teacher}: {accuracy[teacher]:.2%} on validation ({tta})")
         val_sum += val_probabilities
         train_sum += train_probabilities
     accuracy["ensemble"] = float((val_sum.argmax(1) == val.labels).mean())
@@ -156,8 +197,9 @@ def write_targets(data: str, teachers: list[str], tta: str, out: str) -> SoftTar
         f"{train_accuracy:.2%} on the training faces it labels"
     )
     targets = SoftTargets(
-        (train_sum / len(teachers)).astype(np.float32), images_digest(train), list(teachers), tta, accuracy
-    )
+        (train_sum / len(teachers)).astype(np.float32), images_digest(train), list(teachers), tta, accuracy,
+        (val_sum / len(teachers)).astype(np.float32), images_digest(val),
+    )  # fmt: skip
     targets.save(out)
     log.info(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB)")
     return targets
@@ -173,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", required=True, help="FER2013 .zip, folder or fer2013.csv")
     parser.add_argument(
-        "--teacher", action="append", required=True, help="weights (.safetensors) or a checkpoint (.pt); repeat"
+        "--teacher",
+        action="append",
+        required=True,
+        help="weights (.safetensors), a checkpoint (.pt) or targets written before (.npz); repeat",
     )
     parser.add_argument("--tta", choices=TTA_MODES, default="tencrop", help="each teacher's TTA (default tencrop)")
     parser.add_argument("--out", required=True, help="the .npz file to write")

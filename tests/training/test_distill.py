@@ -4,6 +4,7 @@ from real checkpoints, and `python -m training.train --distill FILE` learns from
 The fixtures `teacher` and `targets` live in conftest.py; a distilled run that resumes after a crash
 is tested beside the other resume tests, in test_train.py."""
 
+import dataclasses
 import json
 import re
 
@@ -34,11 +35,36 @@ def test_targets_are_the_teachers_tta_probabilities_for_every_training_face(kagg
     np.testing.assert_allclose(stored.probabilities, expected, atol=2e-3)  # stored as float16
     val = select_split(load_splits(kaggle_zip), VALIDATION, kaggle_zip)
     val_probabilities = Predictor.load(teacher, device="cpu", tta="tencrop", backend="torch").predict_pixels(val.images)
+    np.testing.assert_allclose(stored.validation_probabilities, val_probabilities, atol=2e-3)
+    assert stored.validation_digest == images_digest(val)
     accuracy = float((val_probabilities.argmax(1) == val.labels).mean())
     # Two copies of one teacher: the ensemble is that teacher.
     assert stored.validation_accuracy == {str(teacher): pytest.approx(accuracy), "ensemble": pytest.approx(accuracy)}
     assert f"ensemble of 2: {accuracy:.2%} on validation" in log
     assert path.stat().st_size < 50_000
+
+
+def test_targets_written_before_stand_in_for_their_teacher(kaggle_zip, teacher, targets, tmp_path):
+    """A finished run's committed targets are a teacher without its checkpoint: mixed with a model,
+    each file counts as one teacher."""
+    path, _ = targets
+    out = tmp_path / "mixed.npz"
+    args = ["-m", "training.distill", "--data", str(kaggle_zip), "--tta", "tencrop", "--out", str(out)]
+    result = run_python(*args, "--teacher", str(path), "--teacher", str(teacher))
+    assert result.returncode == 0, result.stderr
+    mixed, first = SoftTargets.load(out), SoftTargets.load(path)
+    assert mixed.teachers == [str(path), str(teacher)]
+    # The file holds the teacher's probabilities twice over, so the mean of it and the teacher is the teacher.
+    np.testing.assert_allclose(mixed.probabilities, first.probabilities, atol=2e-3)
+    np.testing.assert_allclose(mixed.validation_probabilities, first.validation_probabilities, atol=2e-3)
+    assert mixed.validation_accuracy["ensemble"] == pytest.approx(first.validation_accuracy["ensemble"])
+
+    other_tta = run_python(*args, "--teacher", str(path), "--tta", "flip")
+    assert other_tta.returncode == 2 and "holds tencrop probabilities, not flip" in other_tta.stderr
+    other_faces = write_zip(tmp_path / "other.zip", kaggle_files(seed=9))
+    result = run_python(*args[:2], "--data", str(other_faces), *args[4:], "--teacher", str(path))
+    assert result.returncode == 2 and "were computed for other validation faces" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_soft_targets_change_what_is_learned_only_by_their_weight(kaggle_zip, targets, tmp_path):
@@ -87,10 +113,11 @@ def test_unreadable_targets_files_are_clear_errors(targets, tmp_path):
         with pytest.raises(FerError, match="cannot read soft targets"):
             SoftTargets.load(tmp_path / name)
     stored = SoftTargets.load(path)
-    negative = SoftTargets(-stored.probabilities, stored.digest, stored.teachers, stored.tta, {})
-    negative.save(tmp_path / "negative.npz")
-    with pytest.raises(FerError, match="negative or not finite"):
-        SoftTargets.load(tmp_path / "negative.npz")
+    for name, rows in (("negative", -stored.probabilities), ("unnormalized", 2 * stored.probabilities)):
+        broken = dataclasses.replace(stored, probabilities=rows)
+        broken.save(tmp_path / f"{name}.npz")
+        with pytest.raises(FerError, match="not probabilities"):
+            SoftTargets.load(tmp_path / f"{name}.npz")
     np.savez(tmp_path / "foreign.npz", probabilities=stored.probabilities, meta=json.dumps({"format": 99}))
     with pytest.raises(FerError, match="not a soft-targets file of format 1"):
         SoftTargets.load(tmp_path / "foreign.npz")
