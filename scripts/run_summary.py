@@ -63,6 +63,14 @@ def cpu_hours(rows: list[dict]) -> str:
     return f"{seconds / 3600:.2f}" if seconds is not None else "—"
 
 
+def mean_and_range(accuracies: list[float]) -> str:
+    """'66.26% (65.95–66.56)' over several seeds; one seed has no range to show."""
+    mean = f"{100 * statistics.mean(accuracies):.2f}%"
+    if len(accuracies) == 1:
+        return mean
+    return f"{mean} ({100 * min(accuracies):.2f}–{100 * max(accuracies):.2f})"
+
+
 def ablation_rows(runs: list[Path]) -> list[str]:
     """One row per recipe over its seeds: best and final validation accuracy (mean, range), CPU-hours."""
     recipes: dict[str, list[list[dict]]] = {}
@@ -81,9 +89,9 @@ def ablation_rows(runs: list[Path]) -> list[str]:
             recipe,
             str(len(seeds)),
             "/".join(str(rows[-1]["epoch"]) for rows in seeds),
-            f"{100 * statistics.mean(best):.2f}% ({100 * min(best):.2f}–{100 * max(best):.2f})",
+            mean_and_range(best),
             delta,
-            f"{100 * statistics.mean(final):.2f}% ({100 * min(final):.2f}–{100 * max(final):.2f})",
+            mean_and_range(final),
             f"{statistics.mean(hours):.2f}" if len(hours) == len(seeds) else "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")

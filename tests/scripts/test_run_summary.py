@@ -37,6 +37,7 @@ def test_ablation_groups_seeds_per_recipe_against_the_base_recipe(tmp_path):
         _write_run(tmp_path / "base-e40-s1", [0.61, 0.64, 0.63], [1, 1, 1], cpu_seconds_per_epoch=1200),
         _write_run(tmp_path / "cutmix-e40-s0", [0.58, 0.66, 0.67], [1, 1, 1], cpu_seconds_per_epoch=1320),
         _write_run(tmp_path / "cutmix-e40-s1", [0.59, 0.65, 0.69], [1, 1, 1], cpu_seconds_per_epoch=1320),
+        _write_run(tmp_path / "distill-e40-s0", [0.62, 0.67, 0.66], [1, 1, 1], cpu_seconds_per_epoch=1260),
     ]
     result = run_python("scripts/run_summary.py", "--ablation", *map(str, runs))
     assert result.returncode == 0, result.stderr
@@ -44,6 +45,7 @@ def test_ablation_groups_seeds_per_recipe_against_the_base_recipe(tmp_path):
     assert lines[0].startswith("| recipe | seeds | epochs | best validation, mean (range) | vs base (points) |")
     assert lines[2] == "| base-e40 | 2 | 3/3 | 65.00% (64.00–66.00) | +0.00 | 64.00% (63.00–65.00) | 1.00 |"
     assert lines[3] == "| cutmix-e40 | 2 | 3/3 | 68.00% (67.00–69.00) | +3.00 | 68.00% (67.00–69.00) | 1.10 |"
+    assert lines[4] == "| distill-e40 | 1 | 3 | 67.00% | +2.00 | 66.00% | 1.05 |"  # one seed: no range
 
 
 def test_a_folder_without_metrics_is_a_clear_error(tmp_path):
