@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
+from training.distill import SoftTargets
 
 
 def run_queue(kaggle_zip, tmp_path, recipes):
@@ -18,8 +19,6 @@ def run_queue(kaggle_zip, tmp_path, recipes):
         "RECIPES": recipes,
         "OUT": str(tmp_path / "runs"),
         "TEACHERS_OUT": str(tmp_path / "teachers"),
-        # The distill recipe learns from the base run's targets, written by the queue itself.
-        "TEACHERS": str(tmp_path / "teachers" / "base-e1-s0.npz"),
         "PY": sys.executable,
     }
     return subprocess.run(
@@ -28,21 +27,17 @@ def run_queue(kaggle_zip, tmp_path, recipes):
 
 
 def test_the_queue_trains_writes_targets_and_skips_finished_runs(kaggle_zip, tmp_path):
-    first = run_queue(kaggle_zip, tmp_path, "base distill")
+    first = run_queue(kaggle_zip, tmp_path, "base")
     assert first.returncode == 0, first.stdout + first.stderr
-    runs, teachers = tmp_path / "runs", tmp_path / "teachers"
-    for run in ("base-e1-s0", "distill-e1-s0"):
-        rows = (runs / run / "metrics.jsonl").read_text().splitlines()
-        assert [json.loads(row)["epoch"] for row in rows] == [1]
-        assert (teachers / f"{run}.npz").stat().st_size > 0
-    config = json.loads((runs / "distill-e1-s0" / "config.json").read_text())
-    assert config["distill"] == str(teachers / "base-e1-s0.npz")
+    run, targets = tmp_path / "runs" / "base-e1-s0", tmp_path / "teachers" / "base-e1-s0.npz"
+    assert [json.loads(row)["epoch"] for row in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert SoftTargets.load(targets).teachers == [str(run / "best.pt")]
 
-    written = {str(path): path.stat().st_mtime_ns for path in [*runs.glob("*/*"), *teachers.iterdir()]}
-    again = run_queue(kaggle_zip, tmp_path, "base distill")
+    written = {str(path): path.stat().st_mtime_ns for path in [*run.iterdir(), targets]}
+    again = run_queue(kaggle_zip, tmp_path, "base")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("finished; skipping") == 2 and "training vgg_slim" not in again.stderr
-    assert {str(path): path.stat().st_mtime_ns for path in [*runs.glob("*/*"), *teachers.iterdir()]} == written
+    assert "base-e1-s0 finished; skipping" in again.stdout and "training vgg_slim" not in again.stderr
+    assert {str(path): path.stat().st_mtime_ns for path in [*run.iterdir(), targets]} == written
 
 
 def test_an_unknown_recipe_stops_the_queue(kaggle_zip, tmp_path):
