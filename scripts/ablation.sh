@@ -28,6 +28,7 @@ recipe_flags() {
     base) echo "" ;;
     cutmix) echo "--mix cutmix" ;;
     mixup) echo "--mix mixup --mix-alpha 0.4" ;;
+    jitter) echo "--color-jitter 0.4" ;;  # ColorJitter(brightness=0.4, contrast=0.4), gray
     # Knowledge distillation from fer-v1's ten-crop probabilities (python -m training.distill).
     distill) echo "--distill ${TEACHERS:-docs/runs/teachers/fer-v1-tencrop.npz}" ;;
     *) echo "unknown recipe $1" >&2; return 2 ;;

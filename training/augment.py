@@ -7,6 +7,7 @@ and resumable at any epoch boundary.
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,10 @@ class AugmentConfig:
     max_shift: float = 0.1  # uniform shift up to 10% of the side (about 5 pixels at 48x48)
     erase_probability: float = 0.5  # random erasing (Zhong et al. 2017) of one rectangle
     erase_area: tuple[float, float] = (0.02, 0.2)  # share of the face the rectangle covers
+    # Lighting, as torchvision's ColorJitter(brightness=j, contrast=j) on gray faces: each face's
+    # pixels are scaled by a factor in [1 - j, 1 + j], then pulled toward or pushed from their mean
+    # gray by another. Off (0) in the fer-v1 recipe; photos and webcams light faces unlike FER2013.
+    color_jitter: float = 0.0
 
 
 def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -47,9 +52,22 @@ def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.
     grid = F.affine_grid(theta.to(pixels.dtype), list(pixels.shape), align_corners=False)
     # Border padding repeats edge pixels instead of painting black bars the test faces never have.
     out = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if config.color_jitter > 0:  # drawn only when on, so the fer-v1 recipe's draws replay unchanged
+        out = _jitter_lighting(out, config.color_jitter, uniform)
     if config.erase_probability > 0:
         out = _random_erase(out, config, generator)
     return out
+
+
+def _jitter_lighting(
+    pixels: torch.Tensor, strength: float, uniform: Callable[[float, float], torch.Tensor]
+) -> torch.Tensor:
+    """Brightness then contrast, each factor uniform in [1 - strength, 1 + strength] per face."""
+    brightness = uniform(1.0 - strength, 1.0 + strength).view(-1, 1, 1, 1).to(pixels.dtype)
+    contrast = uniform(1.0 - strength, 1.0 + strength).view(-1, 1, 1, 1).to(pixels.dtype)
+    out = (pixels * brightness).clamp(0, 255)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1): each face's own gray
+    return ((out - mean) * contrast + mean).clamp(0, 255)
 
 
 def _random_erase(pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

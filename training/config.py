@@ -68,6 +68,8 @@ class TrainConfig:
             raise FerError(f"unknown --mix {self.mix!r}; choose from {', '.join(MIX_MODES)}")
         if not self.mix_alpha > 0:
             raise FerError("--mix-alpha must be positive")
+        if not 0.0 <= self.augment.color_jitter < 1.0:  # a factor of 1 - J must stay above 0
+            raise FerError(f"--color-jitter must be at least 0 and below 1, not {self.augment.color_jitter}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise FerError(f"--distill-weight must be between 0 and 1, not {self.distill_weight}")
         if not self.distill_temperature > 0 or not math.isfinite(self.distill_temperature):
@@ -133,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     option("--weight-decay", type=float)
     option("--mix", "blend pairs of training faces and their labels", choices=MIX_MODES)
     option("--mix-alpha", "Beta(alpha, alpha) draws the mixing weight", type=float)
+    parser.add_argument(
+        "--color-jitter",
+        type=float,
+        metavar="J",
+        help="brightness and contrast of each training face scaled by factors in [1-J, 1+J] (default 0: off)",
+    )
     option("--distill", "soft targets to learn from, written by python -m training.distill", metavar="FILE")
     option("--distill-weight", "share of the soft-target loss", type=float)
     option("--distill-temperature", "softens teacher and student alike", type=float)
@@ -160,7 +168,13 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
             raise FerError(f"cannot read --config {config_file}: {error}") from None
         if not isinstance(values, dict):
             raise FerError(f"--config {config_file} must hold a JSON object of TrainConfig fields")
+    color_jitter = args.pop("color_jitter")
     values.update({key: value for key, value in args.items() if value is not None})
+    if color_jitter is not None:  # the one augmentation setting with a flag; the rest come by --config
+        augment = values.get("augment") or {}
+        if not isinstance(augment, dict):
+            raise FerError(f"--config {config_file}: augment must be a JSON object of AugmentConfig fields")
+        values["augment"] = {**augment, "color_jitter": color_jitter}
     config = TrainConfig.from_dict(values)
     config.validate()
     # Which settings the user gave (a flag or --config), so that a resumed run can tell "--epochs 60

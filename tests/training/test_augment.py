@@ -51,6 +51,32 @@ def test_erasing_alone_changes_one_rectangle_per_chosen_face():
     assert bool((changed > 0.05).all()) and bool((changed < 0.15).all())
 
 
+def test_color_jitter_alone_changes_each_faces_brightness_and_contrast_within_its_range():
+    x = 100 + 50 * torch.rand(256, 1, 48, 48, generator=torch.Generator().manual_seed(5))  # no clipping
+    only_jitter = AugmentConfig(
+        flip=False, max_rotation_deg=0, scale_range=(1.0, 1.0), max_shift=0, erase_probability=0, color_jitter=0.3
+    )  # fmt: skip
+    out = augment_batch(x, only_jitter, torch.Generator().manual_seed(0))
+    flat_in, flat_out = x.flatten(1).double(), out.flatten(1).double()
+    # Each face is an increasing linear map of itself: the mean moves by the brightness factor and
+    # the spread by brightness x contrast.
+    brightness = flat_out.mean(1) / flat_in.mean(1)
+    spread = flat_out.std(1) / flat_in.std(1)
+    assert bool(((brightness > 0.7 - 1e-3) & (brightness < 1.3 + 1e-3)).all())
+    assert bool(((spread > 0.49 - 1e-3) & (spread < 1.69 + 1e-3)).all())
+    assert float(brightness.std()) > 0.1 and float((spread / brightness).std()) > 0.1  # drawn per face
+    centered_in = flat_in - flat_in.mean(1, keepdim=True)
+    centered_out = flat_out - flat_out.mean(1, keepdim=True)
+    correlation = (centered_in * centered_out).sum(1) / (centered_in.norm(dim=1) * centered_out.norm(dim=1))
+    assert bool((correlation > 0.99999).all())
+
+
+def test_color_jitter_keeps_pixels_in_range():
+    x = batch(64)  # the whole 0..255 range: strong factors must clip, not overflow
+    out = augment_batch(x, AugmentConfig(color_jitter=0.9), torch.Generator().manual_seed(2))
+    assert out.min() >= 0 and out.max() <= 255
+
+
 def test_runs_on_whole_batches_of_the_training_size():
     out = augment_batch(batch(512), AugmentConfig(), torch.Generator().manual_seed(0))
     assert out.shape == (512, 1, 48, 48)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fer.errors import FerError
 from fer.weights import load_checkpoint
 from tests.conftest import REPO, run_python
 from training.config import TrainConfig
@@ -270,6 +271,22 @@ def test_config_file_is_overridden_by_flags(kaggle_zip, tmp_path):
     config_file.write_text(json.dumps({"data": str(kaggle_zip), "epochs": 9, "lr": 0.2, "arch": "resnet_slim"}))
     config = parse_config(["--config", str(config_file), "--epochs", "4"])
     assert (config.epochs, config.lr, config.arch) == (4, 0.2, "resnet_slim")
+
+
+def test_color_jitter_flag_joins_the_config_files_augmentation(tmp_path):
+    from training.config import parse_config
+
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"data": "x.zip", "augment": {"max_rotation_deg": 5.0}}))
+    config = parse_config(["--config", str(config_file), "--color-jitter", "0.4"])
+    assert (config.augment.max_rotation_deg, config.augment.color_jitter) == (5.0, 0.4)
+    assert parse_config(["--data", "x.zip"]).augment.color_jitter == 0.0  # off unless asked for
+    for value in ("1", "-0.2", "nan"):
+        with pytest.raises(FerError, match=f"--color-jitter must be at least 0 and below 1, not {float(value)}"):
+            parse_config(["--data", "x.zip", "--color-jitter", value])
+    config_file.write_text(json.dumps({"data": "x.zip", "augment": "strong"}))
+    with pytest.raises(FerError, match="augment must be a JSON object"):
+        parse_config(["--config", str(config_file), "--color-jitter", "0.4"])
 
 
 def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
