@@ -10,9 +10,12 @@ Per detector, over the same scenes:
 - false faces per 100 photos: detected boxes that match no face;
 - end to end: truth faces both found and classified right, over all truth faces;
 - bare crops: the classifier on the same faces as 48x48 crops, the ceiling end to end can reach;
+- found: photo / found: bare: the classifier on the faces found, as cut from the photo and as bare
+  crops; their difference is what the photo itself costs (lighting, JPEG, resampling, framing);
 - photos/s: decoding and Predictor.find_faces, one thread, median of --runs passes over the first
   --speed-scenes scenes after one warm-up pass.
-The classifier is the shipped model with its default TTA (the default configuration). Boxes are those
+The classifier is the shipped model with its default TTA (the default configuration) unless --weights
+and --tta say otherwise. Boxes are those
 Predictor.find_faces reports: framed as FER2013 frames faces, and for MTCNN those of its eye-level
 crops (bench/framing.py fits both).
 """
@@ -32,6 +35,7 @@ from fer.datasets import VALIDATION, load_splits, select_split
 from fer.device import describe_device
 from fer.faces import HaarFaceDetector, box_iou
 from fer.mtcnn import MtcnnFaceDetector
+from fer.options import TTA_MODES
 from fer.predictor import Predictor
 
 MATCH_IOU = 0.3
@@ -69,25 +73,34 @@ def match(truths: list, boxes: list) -> tuple[dict[int, int], int]:
     return matched, len(boxes) - len(used)
 
 
-def measure(predictor: Predictor, scenes: list[Scene]) -> dict:
-    truth_count = found = right = false_faces = 0
+def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> dict:
+    truth_count = right = false_faces = 0
+    found_indices, found_labels = [], []  # the found faces, to classify their bare crops too
     for scene in scenes:
         boxes, crops = predictor.find_faces(decode(scene))
         truths = [face.box for face in scene.faces]
         matched, unmatched = match(truths, boxes)
         false_faces += unmatched
         truth_count += len(truths)
-        found += len(matched)
         if matched:
             probabilities = predictor.predict_pixels(crops[list(matched.values())])
             labels = [scene.faces[t].label for t in matched]
             right += int((probabilities.argmax(1) == np.array(labels)).sum())
+            found_indices += [scene.faces[t].index for t in matched]
+            found_labels += labels
+    found = len(found_indices)
+    bare_right = (
+        (predictor.predict_pixels(faces[found_indices]).argmax(1) == np.array(found_labels)).sum() if found else 0
+    )
     return {
         "faces": truth_count,
         "found": found / truth_count,
         "false_faces_per_100_photos": 100 * false_faces / len(scenes),
         "end_to_end_accuracy": right / truth_count,
         "accuracy_of_found": right / max(found, 1),
+        # The same found faces as bare 48x48 crops: what the photo itself (resampling, turn, lighting,
+        # JPEG, framing) costs the classifier is this minus accuracy_of_found.
+        "bare_accuracy_of_found": float(bare_right) / max(found, 1),
     }
 
 
@@ -117,24 +130,37 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=list(DETECTORS))
     parser.add_argument("--speed-scenes", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--weights", help="the classifier: weights or a checkpoint (default: the shipped model)")
+    parser.add_argument("--tta", choices=TTA_MODES, help="default: the model card's")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
+    def load(detector=None) -> Predictor:
+        return Predictor.load(args.weights, tta=args.tta, detector=detector)
+
     validation = select_split(load_splits(args.data), VALIDATION, args.data)
     scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed)
-    bare = bare_crop_accuracy(Predictor.load(), scenes, validation.images)
-    report = {"scenes": len(scenes), "seed": args.seed, "machine": describe_device("cpu"), "detectors": {}}
+    bare = bare_crop_accuracy(load(), scenes, validation.images)
+    report = {
+        "scenes": len(scenes), "seed": args.seed, "machine": describe_device("cpu"), "weights": args.weights,
+        "detectors": {},
+    }  # fmt: skip
     print(f"{len(scenes)} scenes (seed {args.seed}), {sum(len(s.faces) for s in scenes)} faces; {report['machine']}")
-    print(f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}{'photos/s':>10}")
+    print(f"classifier: {args.weights or 'the shipped model'}, TTA {load().tta}")
+    print(
+        f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}"
+        f"{'found: photo':>14}{'found: bare':>13}{'photos/s':>10}"
+    )
     for name in args.detectors:
-        predictor = Predictor.load(detector=DETECTORS[name]())
-        figures = measure(predictor, scenes) | {"bare_crop_accuracy": bare}
+        predictor = load(DETECTORS[name]())
+        figures = measure(predictor, scenes, validation.images) | {"bare_crop_accuracy": bare}
         figures["photos_per_second"] = photos_per_second(predictor, scenes[: args.speed_scenes], args.runs)
         figures["tta"] = predictor.tta
         report["detectors"][name] = figures
         print(
             f"{name:<20}{figures['found']:>8.1%}{figures['false_faces_per_100_photos']:>11.1f}"
             f"{figures['end_to_end_accuracy']:>12.1%}{figures['bare_crop_accuracy']:>12.1%}"
+            f"{figures['accuracy_of_found']:>14.1%}{figures['bare_accuracy_of_found']:>13.1%}"
             f"{figures['photos_per_second']:>10.1f}"
         )
     if args.json:
