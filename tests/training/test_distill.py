@@ -18,7 +18,7 @@ from fer.weights import load_checkpoint
 from tests.conftest import kaggle_files, run_python, write_zip
 from tests.training.test_train import assert_same_weights, train_args
 from training.config import TrainConfig, parse_config
-from training.distill import SoftTargets, distillation_loss, images_digest
+from training.distill import SoftTargets, distillation_loss, images_digest, write_targets
 
 
 def test_targets_are_the_teachers_tta_probabilities_for_every_training_face(kaggle_zip, teacher, targets):
@@ -59,12 +59,12 @@ def test_targets_written_before_stand_in_for_their_teacher(kaggle_zip, teacher, 
     np.testing.assert_allclose(mixed.validation_probabilities, first.validation_probabilities, atol=2e-3)
     assert mixed.validation_accuracy["ensemble"] == pytest.approx(first.validation_accuracy["ensemble"])
 
-    other_tta = run_python(*args, "--teacher", str(path), "--tta", "flip")
-    assert other_tta.returncode == 2 and "holds tencrop probabilities, not flip" in other_tta.stderr
+    with pytest.raises(FerError, match="holds tencrop probabilities, not flip: ask for --tta tencrop"):
+        write_targets(str(kaggle_zip), [str(path)], "flip", str(tmp_path / "flip.npz"))
     other_faces = write_zip(tmp_path / "other.zip", kaggle_files(seed=9))
-    result = run_python(*args[:2], "--data", str(other_faces), *args[4:], "--teacher", str(path))
-    assert result.returncode == 2 and "were computed for other validation faces" in result.stderr
-    assert "Traceback" not in result.stderr
+    with pytest.raises(FerError, match="were computed for other validation faces"):
+        write_targets(str(other_faces), [str(path)], "tencrop", str(tmp_path / "other.npz"))
+    assert not (tmp_path / "flip.npz").exists() and not (tmp_path / "other.npz").exists()
 
 
 def test_the_soft_targets_change_what_is_learned_only_by_their_weight(kaggle_zip, targets, tmp_path):
