@@ -8,9 +8,10 @@
 #
 # Each run goes to runs/ablation/RECIPE-eEPOCHS-sSEED; summarise with
 #   python scripts/run_summary.py runs/ablation/*
-# A finished run's best checkpoint then labels every face once with ten-crop (about 4 minutes):
-# TEACHERS_OUT/RUN.npz, 0.4 MB, is what an ensemble teacher is later built from once the run folder is
-# gone (python -m training.distill --teacher FILE.npz ...).
+# Run folders do not outlive the machine, so what lasts of a finished run is copied into the work tree
+# to be committed: its config.json and metrics.jsonl into RECORDS_OUT/RUN/ (a few KB), and the ten-crop
+# soft targets of its best checkpoint (about 4 minutes to write) as TEACHERS_OUT/RUN.npz (0.4 MB), from
+# which an ensemble teacher is later built (python -m training.distill --teacher FILE.npz ...).
 # A recipe is the current flagship recipe (vgg_slim, the trainer's defaults) with ONE change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ RECIPES=${RECIPES:-base cutmix mixup}
 OUT=${OUT:-runs/ablation}
 PY=${PY:-.venv/bin/python}
 TEACHERS_OUT=${TEACHERS_OUT:-docs/runs/teachers}
+RECORDS_OUT=${RECORDS_OUT:-docs/runs/ablation}
 
 recipe_flags() {
   case "$1" in
@@ -43,8 +45,12 @@ sys.exit(0 if rows and rows[-1]["epoch"] >= int(sys.argv[2]) else 1)
 PY
 }
 
-write_teacher_targets() {  # once per finished run, while its best.pt is still there
-  local targets="$TEACHERS_OUT/$(basename "$1").npz"
+keep_finished_run() {  # once per finished run, while its folder is still there
+  local name targets
+  name=$(basename "$1")
+  mkdir -p "$RECORDS_OUT/$name"
+  cp "$1/config.json" "$1/metrics.jsonl" "$RECORDS_OUT/$name/"
+  targets="$TEACHERS_OUT/$name.npz"
   [[ -f "$targets" || ! -f "$1/best.pt" ]] && return 0
   echo "== $(date -u +%FT%TZ) $1: ten-crop soft targets -> $targets"
   "$PY" -m training.distill --data "$DATA" --tta tencrop --teacher "$1/best.pt" --out "$targets"
@@ -62,7 +68,7 @@ for seed in $SEEDS; do
       "$PY" -m training.train --data "$DATA" --arch vgg_slim --epochs "$EPOCHS" --seed "$seed" \
         --device cpu --out "$run" --resume $flags
     fi
-    write_teacher_targets "$run"
+    keep_finished_run "$run"
   done
 done
 echo "== $(date -u +%FT%TZ) all runs finished"

@@ -19,6 +19,7 @@ def run_queue(kaggle_zip, tmp_path, recipes):
         "RECIPES": recipes,
         "OUT": str(tmp_path / "runs"),
         "TEACHERS_OUT": str(tmp_path / "teachers"),
+        "RECORDS_OUT": str(tmp_path / "records"),
         "PY": sys.executable,
     }
     return subprocess.run(
@@ -32,6 +33,8 @@ def test_the_queue_trains_writes_targets_and_skips_finished_runs(kaggle_zip, tmp
     run, targets = tmp_path / "runs" / "base-e1-s0", tmp_path / "teachers" / "base-e1-s0.npz"
     assert [json.loads(row)["epoch"] for row in (run / "metrics.jsonl").read_text().splitlines()] == [1]
     assert SoftTargets.load(targets).teachers == [str(run / "best.pt")]
+    for kept in ("config.json", "metrics.jsonl"):  # to be committed: the run folder will not last
+        assert (tmp_path / "records" / "base-e1-s0" / kept).read_bytes() == (run / kept).read_bytes()
 
     written = {str(path): path.stat().st_mtime_ns for path in [*run.iterdir(), targets]}
     again = run_queue(kaggle_zip, tmp_path, "base")
