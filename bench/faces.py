@@ -4,6 +4,7 @@ how many photos a second it prepares (issue 11).
 
     python bench/faces.py --data ../shared/data/fer2013.zip                  # 300 scenes, seed 0
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors haar haar-equalized --json out.json
+    python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn --without lighting jpeg
 
 Per detector, over the same scenes:
 - found: truth faces matched by a detected box with IoU >= 0.3 (each box matches one face at most);
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scenes import Scene, build_scenes  # bench/scenes.py, beside this script
+from scenes import EFFECTS, Scene, build_scenes  # bench/scenes.py, beside this script
 
 from fer.blazeface import BlazeFaceDetector
 from fer.datasets import VALIDATION, load_splits, select_split
@@ -130,6 +131,9 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=list(DETECTORS))
     parser.add_argument("--speed-scenes", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--without", nargs="+", default=[], choices=EFFECTS, help="build the scenes without these effects"
+    )
     parser.add_argument("--weights", help="the classifier: weights or a checkpoint (default: the shipped model)")
     parser.add_argument("--tta", choices=TTA_MODES, help="default: the model card's")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
@@ -139,13 +143,15 @@ def main() -> None:
         return Predictor.load(args.weights, tta=args.tta, detector=detector)
 
     validation = select_split(load_splits(args.data), VALIDATION, args.data)
-    scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed)
+    scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed, frozenset(args.without))
     bare = bare_crop_accuracy(load(), scenes, validation.images)
     report = {
-        "scenes": len(scenes), "seed": args.seed, "machine": describe_device("cpu"), "weights": args.weights,
-        "detectors": {},
+        "scenes": len(scenes), "seed": args.seed, "without": args.without, "machine": describe_device("cpu"),
+        "weights": args.weights, "detectors": {},
     }  # fmt: skip
-    print(f"{len(scenes)} scenes (seed {args.seed}), {sum(len(s.faces) for s in scenes)} faces; {report['machine']}")
+    left_out = f", without {' '.join(args.without)}" if args.without else ""
+    faces = sum(len(scene.faces) for scene in scenes)
+    print(f"{len(scenes)} scenes (seed {args.seed}{left_out}), {faces} faces; {report['machine']}")
     print(f"classifier: {args.weights or 'the shipped model'}, TTA {load().tta}")
     print(
         f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}"

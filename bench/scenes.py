@@ -12,6 +12,10 @@ JPEG quality of 50-95. Everything comes from `seed`: the same arguments give the
 
 A face's box is its square as placed (before turning), in the photo's pixels: FER2013 crops are tight
 around the face, so this is the frame the classifier was trained on.
+
+`without` switches effects off to measure what each costs: "lighting", "jpeg" (then the photo is
+stored as PNG, losslessly) or "turn". The random draws stay the same, so the same seed gives the
+same faces at the same places and sizes, with only those effects left out.
 """
 
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ SMALLEST_FACE, LARGEST_FACE = 48, 320
 MAX_TURN_DEGREES = 20.0
 SECOND_FACE_SHARE = 0.3
 BACKGROUNDS = ("noise", "gradient", "gratings", "shapes")
+EFFECTS = ("lighting", "jpeg", "turn")  # what `without` can switch off
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 
@@ -41,12 +46,17 @@ class Scene:
     jpeg: bytes
     faces: tuple[PlacedFace, ...]
     background: str
-    quality: int
+    quality: int | None  # JPEG quality; None: stored losslessly (without "jpeg")
 
 
-def build_scenes(faces: np.ndarray, labels: np.ndarray, count: int, seed: int = 0) -> list[Scene]:
+def build_scenes(
+    faces: np.ndarray, labels: np.ndarray, count: int, seed: int = 0, without: frozenset[str] = frozenset()
+) -> list[Scene]:
     """`count` scenes from (N, 48, 48) uint8 faces and their labels; each face is used at most once
-    while there are faces left."""
+    while there are faces left. `without`: effects of EFFECTS left out."""
+    unknown = set(without) - set(EFFECTS)
+    if unknown:
+        raise ValueError(f"unknown effects {sorted(unknown)}; choose from {', '.join(EFFECTS)}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(faces))
     scenes, next_face = [], 0
@@ -57,13 +67,20 @@ def build_scenes(faces: np.ndarray, labels: np.ndarray, count: int, seed: int = 
         placed: list[PlacedFace] = []
         for _ in range(wanted):
             index = int(order[next_face % len(order)])
-            face = _place(rng, photo, faces[index], int(labels[index]), index, placed, largest=LARGEST_FACE // wanted)
+            largest, turn = LARGEST_FACE // wanted, "turn" not in without
+            face = _place(rng, photo, faces[index], int(labels[index]), index, placed, largest, turn)
             if face is not None:
                 placed.append(face)
                 next_face += 1
-        photo = _relight(rng, photo)
+        relit = _relight(rng, photo)
+        photo = relit if "lighting" not in without else np.clip(photo, 0, 255).astype(np.uint8)
         quality = int(rng.integers(50, 96))
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        bgr = cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR)
+        if "jpeg" in without:
+            quality = None
+            ok, encoded = cv2.imencode(".png", bgr)
+        else:
+            ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
         assert ok
         scenes.append(Scene(encoded.tobytes(), tuple(placed), background, quality))
     return scenes
@@ -114,12 +131,16 @@ def _place(
     index: int,
     placed: list[PlacedFace],
     largest: int,
+    turn: bool = True,
 ) -> PlacedFace | None:
-    """Paste `face`, scaled and turned, where it overlaps no face already placed; None if no place is
-    found in 50 tries."""
+    """Paste `face`, scaled and turned (unless not `turn`), where it overlaps no face already placed;
+    None if no place is found in 50 tries."""
     side = int(round(np.exp(rng.uniform(np.log(SMALLEST_FACE), np.log(largest)))))
-    degrees = float(rng.uniform(-MAX_TURN_DEGREES, MAX_TURN_DEGREES))
-    reach = int(np.ceil(side * (abs(np.cos(np.radians(degrees))) + abs(np.sin(np.radians(degrees)))) / 2))
+    drawn = float(rng.uniform(-MAX_TURN_DEGREES, MAX_TURN_DEGREES))
+    # Places are found for the drawn turn either way, so that a scene without turns has its faces
+    # where the scene with them has them.
+    reach = int(np.ceil(side * (abs(np.cos(np.radians(drawn))) + abs(np.sin(np.radians(drawn)))) / 2))
+    degrees = drawn if turn else 0.0
     for _ in range(50):
         cx, cy = int(rng.integers(reach, WIDTH - reach)), int(rng.integers(reach, HEIGHT - reach))
         box = (cx - side // 2, cy - side // 2, side, side)

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.scenes import HEIGHT, LARGEST_FACE, SMALLEST_FACE, WIDTH, build_scenes
+from bench.scenes import EFFECTS, HEIGHT, LARGEST_FACE, SMALLEST_FACE, WIDTH, build_scenes
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,29 @@ def test_each_box_holds_its_face(faces):
             correlation = np.corrcoef(turned_back.ravel(), source.ravel())[0, 1]
             assert correlation > 0.8, correlation  # lighting changes it, but it is this face
             assert face.label == labels[face.index]
+
+
+def test_effects_left_out_leave_the_same_faces_at_the_same_places(faces):
+    full = build_scenes(*faces, count=20, seed=4)
+    bare = build_scenes(*faces, count=20, seed=4, without=frozenset(EFFECTS))
+    for with_all, without_all in zip(full, bare):
+        assert [(f.box, f.label, f.index) for f in with_all.faces] == [
+            (f.box, f.label, f.index) for f in without_all.faces
+        ]
+        assert all(face.degrees == 0 for face in without_all.faces)
+        assert without_all.quality is None and without_all.jpeg.startswith(b"\x89PNG")
+    images, _ = faces
+    for scene in bare:  # unlit, unturned and lossless: each box holds its face as scaled, nothing else
+        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        for face in scene.faces:
+            x, y, w, h = face.box
+            inside = cv2.resize(photo[y : y + h, x : x + w], (48, 48), interpolation=cv2.INTER_AREA)[2:-2, 2:-2]
+            source = images[face.index][2:-2, 2:-2]
+            assert np.corrcoef(inside.ravel().astype(float), source.ravel().astype(float))[0, 1] > 0.95
+    lit_only = build_scenes(*faces, count=20, seed=4, without=frozenset({"jpeg", "turn"}))
+    assert any(a.jpeg != b.jpeg for a, b in zip(lit_only, bare))  # lighting alone changes the photos
+
+
+def test_an_unknown_effect_is_refused(faces):
+    with pytest.raises(ValueError, match="unknown effects \\['blur'\\]; choose from lighting, jpeg, turn"):
+        build_scenes(*faces, count=1, without=frozenset({"blur"}))
