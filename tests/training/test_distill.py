@@ -49,9 +49,7 @@ def test_targets_written_before_stand_in_for_their_teacher(kaggle_zip, teacher, 
     each file counts as one teacher."""
     path, _ = targets
     out = tmp_path / "mixed.npz"
-    args = ["-m", "training.distill", "--data", str(kaggle_zip), "--tta", "tencrop", "--out", str(out)]
-    result = run_python(*args, "--teacher", str(path), "--teacher", str(teacher))
-    assert result.returncode == 0, result.stderr
+    write_targets(str(kaggle_zip), [str(path), str(teacher)], "tencrop", str(out))  # the CLI: `targets`
     mixed, first = SoftTargets.load(out), SoftTargets.load(path)
     assert mixed.teachers == [str(path), str(teacher)]
     # The file holds the teacher's probabilities twice over, so the mean of it and the teacher is the teacher.
