@@ -144,7 +144,8 @@ def main() -> None:
 
     validation = select_split(load_splits(args.data), VALIDATION, args.data)
     scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed, frozenset(args.without))
-    bare = bare_crop_accuracy(load(), scenes, validation.images)
+    classifier = load()
+    bare = bare_crop_accuracy(classifier, scenes, validation.images)
     report = {
         "scenes": len(scenes), "seed": args.seed, "without": args.without, "machine": describe_device("cpu"),
         "weights": args.weights, "detectors": {},
@@ -152,7 +153,7 @@ def main() -> None:
     left_out = f", without {' '.join(args.without)}" if args.without else ""
     faces = sum(len(scene.faces) for scene in scenes)
     print(f"{len(scenes)} scenes (seed {args.seed}{left_out}), {faces} faces; {report['machine']}")
-    print(f"classifier: {args.weights or 'the shipped model'}, TTA {load().tta}")
+    print(f"classifier: {args.weights or 'the shipped model'}, TTA {classifier.tta}")
     print(
         f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}"
         f"{'found: photo':>14}{'found: bare':>13}{'photos/s':>10}"

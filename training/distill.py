@@ -115,16 +115,14 @@ class SoftTargets:
     def for_split(self, data: LabeledImages, path: str | os.PathLike, split: str = TRAIN) -> np.ndarray:
         """The (N, 7) targets of `split` (TRAIN or VALIDATION), row-normalized, after checking they were
         computed for `data`."""
-        probabilities, digest = (
-            (self.probabilities, self.digest)
-            if split == TRAIN
-            else (self.validation_probabilities, self.validation_digest)
-        )
+        if split == TRAIN:
+            probabilities, digest, faces = self.probabilities, self.digest, "training"
+        else:
+            probabilities, digest, faces = self.validation_probabilities, self.validation_digest, split
         if len(probabilities) != len(data) or digest != images_digest(data):
             raise FerError(
-                f"the soft targets in {path} were computed for other {'training' if split == TRAIN else split} "
-                f"faces ({len(probabilities)} "
-                f"rows) than these {len(data)}: write them again for this dataset with python -m training.distill"
+                f"the soft targets in {path} were computed for other {faces} faces ({len(probabilities)} rows) "
+                f"than these {len(data)}: write them again for this dataset with python -m training.distill"
             )
         # float16 storage rounds each row's sum slightly away from 1.
         return probabilities / probabilities.sum(1, keepdims=True)
