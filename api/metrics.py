@@ -24,6 +24,12 @@ class Metrics:
         self.batch_size = Histogram(
             "fer_batch_size_faces", "Faces per forward pass of the model", buckets=BATCH_BUCKETS, registry=self.registry
         )
+        self.detection_batch_size = Histogram(
+            "fer_detection_batch_size_images",
+            "Photos per gathered face-detection run (FER_GATHER_DETECTION)",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "fer_queue_depth", "Prediction requests admitted and not yet answered", registry=self.registry
         )

@@ -25,6 +25,7 @@ from api.admission import WorkEstimate, retry_after_s
 from api.batching import DynamicBatcher
 from api.budgets import DecodeBudget
 from api.errors import ApiError
+from api.gathering import GatheredCalls
 from api.metrics import Metrics
 from api.settings import Settings
 from api.uploads import open_image, to_array
@@ -58,6 +59,12 @@ class InferenceService:
         self.decode_budget = DecodeBudget(settings.decode_budget_pixels)
         metrics.decode_pixels.set_function(lambda: self.decode_budget.held)
         self.estimate = WorkEstimate(threads, settings.decode_budget_pixels)
+        # On a GPU the threads hand their photos to one detection run for all of them (api/gathering.py).
+        self.gathered_detection = (
+            GatheredCalls(self._find_faces_together, threads, metrics.detection_batch_size.observe)
+            if gathers_detection(settings.gather_detection, predictor)
+            else None
+        )
         metrics.expected_wait.set_function(lambda: self.estimate.queued_s)
         self.in_flight = 0
         self.answered = 0  # requests admitted and answered, for the memory trimmer
@@ -176,10 +183,24 @@ class InferenceService:
         started = time.perf_counter()
         array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
         decoded = time.perf_counter()
-        boxes, pixels = self.predictor.find_faces(array, detect)
+        if detect and self.gathered_detection is not None:
+            boxes, pixels, share_s = self.gathered_detection(array)
+            # What this photo adds to the server's work is its share of the run it was in, which the
+            # threads do not share out: priced as if it were a thread's own (admission divides by them).
+            detect_s = share_s * self.estimate.parallel(array.shape[0] * array.shape[1])
+        else:
+            boxes, pixels = self.predictor.find_faces(array, detect)
+            detect_s = time.perf_counter() - decoded
         kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
-        timings = (decoded - started, time.perf_counter() - decoded)
+        timings = (decoded - started, detect_s)
         return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2], timings
+
+    def _find_faces_together(self, arrays: list[np.ndarray]) -> list[tuple[list, np.ndarray, float]]:
+        """Several threads' photos in one detection run: each one's boxes, crops and share of the time."""
+        started = time.perf_counter()
+        found = self.predictor.find_faces_many(arrays)
+        share_s = (time.perf_counter() - started) / len(arrays)
+        return [(boxes, pixels, share_s) for boxes, pixels in found]
 
     def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         started = time.perf_counter()
@@ -215,6 +236,15 @@ def noise_jpeg(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def gathers_detection(setting: str, predictor: Predictor) -> bool:
+    """FER_GATHER_DETECTION: "auto" gathers when the detector runs on a GPU and can take several photos
+    at once (MTCNN); on the CPU one photo per thread keeps every core busy already."""
+    if setting == "auto":
+        detector = predictor.detector
+        return hasattr(detector, "crop_faces_many") and getattr(detector, "device", "cpu") != "cpu"
+    return setting == "on"
 
 
 def model_id(card: ModelCard) -> str:

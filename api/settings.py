@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Dynamic batching: faces of concurrent requests share one forward pass.
     max_batch_size: int = Field(64, ge=1)  # faces per forward pass
     max_wait_ms: float = Field(5.0, ge=0)  # how long the first face waits for others to join it
+    # Face detection of concurrent requests' photos in one run (api/gathering.py): auto, when MTCNN
+    # runs on a GPU; on, off.
+    gather_detection: Literal["auto", "on", "off"] = "auto"
 
     # Admission and deadlines
     max_queue: int = Field(128, ge=1)  # requests admitted at once; more get 503 with Retry-After

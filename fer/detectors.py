@@ -7,12 +7,13 @@ from fer.faces import FaceDetector
 from fer.options import DEFAULT_DETECTOR, DETECTORS
 
 
-def create_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
-    """The detector called `name` with its default settings (calibrated framing included)."""
+def create_detector(name: str = DEFAULT_DETECTOR, device: str = "cpu") -> FaceDetector:
+    """The detector called `name` with its default settings (calibrated framing included). MTCNN runs
+    on `device` (as torch names it: "cpu", "cuda:0"); Haar and BlazeFace on the CPU."""
     if name == "mtcnn":
         from fer.mtcnn import MtcnnFaceDetector
 
-        return MtcnnFaceDetector()
+        return MtcnnFaceDetector(device=device)
     if name == "haar":
         from fer.faces import HaarFaceDetector
 

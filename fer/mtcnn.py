@@ -1,5 +1,5 @@
 """MTCNN (Zhang et al., 2016), a cascade of three small CNNs, as fer's face detector, run by ONNX
-Runtime.
+Runtime on the CPU and by torch on a GPU (fer/mtcnn_torch.py).
 
 The weights are those shipped inside the `facenet-pytorch` wheel on PyPI (MIT; ported there from
 davidsandberg/facenet, MIT, which converted the authors' Caffe models). `make install` and the
@@ -20,10 +20,16 @@ The cascade, as the paper and facenet-pytorch run it:
 2. R-Net scores each proposal again from a 24x24 crop, and corrects it.
 3. O-Net does the same from a 48x48 crop and also gives five keypoints (eyes, nose, mouth corners).
 Crops that reach past the image are padded with black, as the paper's code does.
+
+`detections_many` runs the cascade over several images at once: P-Net once per pyramid level over
+the images of one size, R-Net and O-Net once over all the images' crops. That is what keeps a GPU
+busy (the API gathers concurrent requests' photos for it, api/gathering.py); on the CPU one image a
+call is as fast, and a server runs one per core.
 """
 
 import hashlib
 import importlib.util
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +43,10 @@ from fer.preprocess import to_gray48
 
 if TYPE_CHECKING:
     import onnx
-    import onnxruntime
+
+# One of the three networks, ready to run: (N, 3, H, W) float32 input (see _network_input) -> its
+# outputs as NumPy arrays, in HEADS order.
+Network = Callable[[np.ndarray], list[np.ndarray]]
 
 PACKAGE = "facenet_pytorch"  # the import name of the facenet-pytorch distribution
 INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
@@ -55,13 +64,15 @@ PYRAMID_FACTOR = 0.709  # each pyramid level's scale over the last: about 1/sqrt
 MIN_FACE = 40  # pixels; bench/faces.py found as many faces of 48 px and more as with 20, 1.8x faster
 P_NET_CELL, P_NET_STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels of the scaled image
 CROPS_PER_RUN = 64  # R-Net and O-Net inputs per ONNX Runtime run (see _run_on_crops)
+CROPS_PER_GPU_RUN = 1024  # the same on a GPU, where a small batch leaves it idle
 OPSET = 17
 FRAMING = Framing(side=1.103, dx=0.005, dy=-0.014)  # fitted by bench/framing.py (docs/benchmarks.md)
 ALIGNMENT = Alignment(side=2.525, right=-0.013, down=0.278)  # the same; used unless alignment=None
 
-# Each network as layers: (kind, parameter prefix, options). "flatten" lays the (N, C, H, W) map out
+# Each network as layers: (kind, parameter prefix, options), built by network_graph for ONNX Runtime
+# and by fer.mtcnn_torch for torch. "flatten" lays the (N, C, H, W) map out
 # as the Caffe models' dense layers expect: width-major, then height, then channels.
-_LAYERS = {
+LAYERS = {
     "pnet": [
         ("conv", "conv1"),
         ("prelu", "prelu1"),
@@ -101,8 +112,8 @@ _LAYERS = {
         ("prelu", "prelu5"),
     ],
 }
-# Each network's heads: (output name, layer, softmax over classes?)
-_HEADS = {
+# Each network's heads, in the order the networks give them: (output name, layer, softmax over classes?)
+HEADS = {
     "pnet": [("regression", "conv4_2", False), ("face", "conv4_1", True)],
     "rnet": [("regression", "dense5_2", False), ("face", "dense5_1", True)],
     "onet": [("regression", "dense6_2", False), ("keypoints", "dense6_3", False), ("face", "dense6_1", True)],
@@ -136,7 +147,7 @@ def load_weights(folder: Path | None = None) -> dict[str, dict[str, np.ndarray]]
 
 def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.ModelProto":
     """One of the three networks as a checked ONNX model: input `image` (N, 3, H, W), RGB scaled to
-    about [-1, 1]; outputs as _HEADS names them. P-Net takes any H, W >= 12; R-Net 24x24; O-Net 48x48."""
+    about [-1, 1]; outputs as HEADS names them. P-Net takes any H, W >= 12; R-Net 24x24; O-Net 48x48."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -158,7 +169,7 @@ def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.Mode
         return node("Conv", inputs) if weight.ndim == 4 else node("Gemm", inputs, transB=1)
 
     value, spatial = "image", True
-    for kind, option in _LAYERS[network]:
+    for kind, option in LAYERS[network]:
         if kind in ("conv", "dense"):
             value = linear(option, value)
         elif kind == "prelu":
@@ -171,7 +182,7 @@ def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.Mode
             value = node("Flatten", [node("Transpose", [value], perm=[0, 3, 2, 1])], axis=1)
             spatial = False
     outputs = []
-    for name, layer, softmax in _HEADS[network]:
+    for name, layer, softmax in HEADS[network]:
         head = linear(layer, value)
         attributes = {"axis": 1} if softmax else {}
         nodes.append(helper.make_node("Softmax" if softmax else "Identity", [head], [name], **attributes))
@@ -185,25 +196,33 @@ def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.Mode
     return model
 
 
-def load_sessions(folder: Path | None = None, threads: int | None = None) -> dict[str, "onnxruntime.InferenceSession"]:
-    """ONNX Runtime sessions of P-Net, R-Net and O-Net."""
+def load_networks(folder: Path | None = None, threads: int | None = None, device: str = "cpu") -> dict[str, Network]:
+    """P-Net, R-Net and O-Net by name: on the CPU as ONNX Runtime sessions of `threads` threads each,
+    on any other device (as torch names it: "cuda:0") in torch."""
+    weights = load_weights(folder)
+    if device != "cpu":
+        from fer.mtcnn_torch import TorchNetwork
+
+        return {network: TorchNetwork(network, parameters, device) for network, parameters in weights.items()}
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or cpu_threads()
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer/onnx_runtime.py
-    return {
-        network: onnxruntime.InferenceSession(
+    networks = {}
+    for network, parameters in weights.items():
+        session = onnxruntime.InferenceSession(
             network_graph(network, parameters).SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
-        for network, parameters in load_weights(folder).items()
-    }
+        networks[network] = lambda images, session=session: session.run(None, {"image": images})
+    return networks
 
 
 class MtcnnFaceDetector:
     """Faces as (x, y, w, h) boxes, largest first, like every fer detector; `detections` also gives
-    each face's five keypoints and score. Safe to share between threads (ONNX Runtime sessions are)."""
+    each face's five keypoints and score. Safe to share between threads (ONNX Runtime sessions and
+    torch in inference mode are)."""
 
     name = "mtcnn"
     uses_color = True  # trained on color photos: the Predictor hands it RGB when the image has color
@@ -214,21 +233,25 @@ class MtcnnFaceDetector:
         thresholds: tuple[float, float, float] = THRESHOLDS,
         max_side: int | None = 1280,
         threads: int | None = 1,
-        sessions: dict | None = None,
+        networks: dict[str, Network] | None = None,
         framing: Framing | None = None,
         alignment: Alignment | None = ALIGNMENT,
+        device: str = "cpu",
     ) -> None:
         """`min_face`: the smallest face side looked for, in pixels (of the image scaled to `max_side`).
         `max_side`: larger images are scaled down to this longest side first, as HaarFaceDetector
         does; boxes are given in the original's pixels. `threads`: ONNX Runtime's per call. One by
         default: the networks are too small to gain from more (53 photos/s with one thread, 54 with
-        two, on 640x480 photos), and a server runs one detection per core in parallel."""
+        two, on 640x480 photos), and a server runs one detection per core in parallel. `device`:
+        "cpu" runs the networks in ONNX Runtime, a GPU as torch names it ("cuda:0") in torch there."""
         if min_face < P_NET_CELL:
             raise ValueError(f"min_face must be at least {P_NET_CELL} pixels, not {min_face}")
         self.min_face, self.thresholds, self.max_side = min_face, tuple(thresholds), max_side
         self.framing = framing or FRAMING
         self.alignment = alignment
-        self.sessions = sessions or load_sessions(threads=threads)
+        self.device = device
+        self.networks = networks or load_networks(threads=threads, device=device)
+        self.crops_per_run = CROPS_PER_RUN if device == "cpu" else CROPS_PER_GPU_RUN
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return pixel_boxes([detection.box for detection in self.detections(image)], *image.shape[:2])
@@ -237,12 +260,22 @@ class MtcnnFaceDetector:
         """The faces' boxes, largest first, and their (48, 48) crops from `gray` (the same frame as
         `image`, in grayscale): aligned at eye level by `alignment`, or, when it is None, the boxes
         framed by `framing` (the Predictor does that for detectors without this method)."""
+        return self.crop_faces_many([image], [gray])[0]
+
+    def crop_faces_many(
+        self, images: Sequence[np.ndarray], grays: Sequence[np.ndarray]
+    ) -> list[tuple[list[Box], list[np.ndarray]]]:
+        """crop_faces for several images at once (see detections_many)."""
+        return [self._crops(gray, detections) for gray, detections in zip(grays, self.detections_many(images))]
+
+    def _crops(self, gray: np.ndarray, detections: list[Detection]) -> tuple[list[Box], list[np.ndarray]]:
         height, width = gray.shape[:2]
         if self.alignment is None:
-            boxes = [self.framing.apply(box, width, height) for box in self.detect(image)]
+            boxes = pixel_boxes([detection.box for detection in detections], height, width)
+            boxes = [self.framing.apply(box, width, height) for box in boxes]
             return boxes, [to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes]
         faces = []
-        for detection in self.detections(image):
+        for detection in detections:
             eyes, mouth = detection.keypoints[:2].mean(0), detection.keypoints[3:].mean(0)
             crop, box = self.alignment.crop(gray, eyes, mouth)
             faces.append((box, crop))
@@ -251,6 +284,25 @@ class MtcnnFaceDetector:
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""
+        return self.detections_many([image])[0]
+
+    def detections_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """detections for several images, with one run of each network for all of them (P-Net: one a
+        pyramid level for the images of one size). The faces found are the same as one image at a
+        time; on a GPU it is many times fewer, larger runs."""
+        prepared = [self._working_copy(image) for image in images]
+        pyramids, boxes = self._propose([rgb for rgb, _ in prepared])
+        boxes = self._refine(pyramids, boxes)
+        return [
+            [
+                Detection(tuple(float(v) / shrink for v in (x0, y0, x1 - x0, y1 - y0)), points / shrink, float(score))
+                for (x0, y0, x1, y1, score), points in zip(final, keypoints)
+            ]
+            for (final, keypoints), (_, shrink) in zip(self._finish(pyramids, boxes), prepared)
+        ]
+
+    def _working_copy(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image as float32 RGB no longer than max_side, and the factor it was shrunk by."""
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
         height, width = rgb.shape[:2]
         shrink = 1.0
@@ -258,73 +310,87 @@ class MtcnnFaceDetector:
             shrink = self.max_side / max(height, width)
             size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(rgb, np.float32)
-        boxes, levels = self._propose(rgb)
-        boxes = self._refine(levels, boxes)
-        boxes, keypoints = self._finish(levels, boxes)
-        return [
-            Detection(tuple(float(v) / shrink for v in (x0, y0, x1 - x0, y1 - y0)), points / shrink, float(score))
-            for (x0, y0, x1, y1, score), points in zip(boxes, keypoints)
-        ]
+        return np.ascontiguousarray(rgb, np.float32), shrink
 
-    def _run_on_crops(self, network: str, levels: list[np.ndarray], boxes: np.ndarray, side: int) -> list[np.ndarray]:
-        """The network's outputs for the boxes' crops, CROPS_PER_RUN at a time: a photo of a crowd
-        can give thousands of proposals, and one run over all of them made ONNX Runtime keep a
-        gigabyte of activations (a grid of 520 faces: 1.4 GB peak RSS)."""
-        runs = [
-            self.sessions[network].run(
-                None, {"image": _network_input(crops(levels, boxes[start : start + CROPS_PER_RUN], side))}
-            )
-            for start in range(0, len(boxes), CROPS_PER_RUN)
-        ]
-        return [np.concatenate(outputs) for outputs in zip(*runs)]
+    def _run_on_crops(
+        self, network: str, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray], side: int
+    ) -> list[list[np.ndarray]]:
+        """The network's outputs for every image's boxes' crops, per image, `crops_per_run` crops a
+        run: a photo of a crowd can give thousands of proposals, and one run over all of them made ONNX
+        Runtime keep a gigabyte of activations (a grid of 520 faces: 1.4 GB peak RSS)."""
+        counts = [len(image_boxes) for image_boxes in boxes]
+        owners, every_box = np.repeat(np.arange(len(boxes)), counts), np.concatenate(boxes)
+        runs = []
+        for start in range(0, len(every_box), self.crops_per_run):
+            run = slice(start, start + self.crops_per_run)
+            run_owners, run_boxes = owners[run], every_box[run]
+            # Boxes are in image order, so each image's crops in this run are together and in order.
+            batch = [crops(pyramids[image], run_boxes[run_owners == image], side) for image in np.unique(run_owners)]
+            runs.append(self.networks[network](_network_input(np.concatenate(batch))))
+        outputs = [np.concatenate(output) for output in zip(*runs)]
+        ends = np.cumsum(counts)[:-1]
+        return [list(image_outputs) for image_outputs in zip(*(np.split(output, ends) for output in outputs))]
 
-    def _propose(self, rgb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Stage 1: (N, 5) squared boxes x0 y0 x1 y1 score from P-Net over the pyramid, and the
-        pyramid's levels, largest first, the image itself the first (the later stages crop from them)."""
-        height, width = rgb.shape[:2]
-        found, scaled, levels = [], rgb, [rgb]
-        for scale in pyramid(height, width, self.min_face):
-            # Each level from the one before, not from the image: the same area averaging, 6x faster
-            # (OpenCV's INTER_AREA is slow at large non-integer ratios).
-            size = (int(width * scale + 1), int(height * scale + 1))
-            scaled = cv2.resize(scaled, size, interpolation=cv2.INTER_AREA)
-            levels.append(scaled)
-            regression, face = self.sessions["pnet"].run(None, {"image": _network_input(scaled[np.newaxis])})
-            boxes = proposals(regression[0], face[0, 1], scale, self.thresholds[0])
-            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
-        boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
-        sides = (boxes[:, 2:4] - boxes[:, 0:2])[:, [0, 1, 0, 1]]  # P-Net's corrections are in box sides
-        corrected = boxes[:, :4] + boxes[:, 5:9] * sides
-        return square(np.concatenate([corrected, boxes[:, 4:5]], 1)), levels
+    def _propose(self, images: list[np.ndarray]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+        """Stage 1: each image's pyramid, its levels largest first, the image itself the first (the later
+        stages crop from them), and its (N, 5) squared boxes x0 y0 x1 y1 score from P-Net."""
+        pyramids, found = [[rgb] for rgb in images], [[] for _ in images]
+        same_size: dict[tuple[int, int], list[int]] = {}
+        for index, rgb in enumerate(images):
+            same_size.setdefault(rgb.shape[:2], []).append(index)
+        for (height, width), indices in same_size.items():
+            for scale in pyramid(height, width, self.min_face):
+                # Each level from the one before, not from the image: the same area averaging, 6x faster
+                # (OpenCV's INTER_AREA is slow at large non-integer ratios).
+                size = (int(width * scale + 1), int(height * scale + 1))
+                for index in indices:
+                    pyramids[index].append(cv2.resize(pyramids[index][-1], size, interpolation=cv2.INTER_AREA))
+                levels = np.stack([pyramids[index][-1] for index in indices])
+                regression, face = self.networks["pnet"](_network_input(levels))
+                for row, index in enumerate(indices):
+                    boxes = proposals(regression[row], face[row, 1], scale, self.thresholds[0])
+                    found[index].append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+        return pyramids, [_merged_proposals(image_found) for image_found in found]
 
-    def _refine(self, levels: list[np.ndarray], boxes: np.ndarray) -> np.ndarray:
-        """Stage 2: R-Net keeps and corrects the proposals."""
-        if not len(boxes):
+    def _refine(self, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 2: R-Net keeps and corrects each image's proposals."""
+        if not sum(map(len, boxes)):
             return boxes
-        regression, face = self._run_on_crops("rnet", levels, boxes, 24)
-        keep = face[:, 1] > self.thresholds[1]
-        boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
-        regression = regression[keep]
-        picked = nms(boxes[:, :4], boxes[:, 4], 0.7)
-        return square(correct(boxes[picked], regression[picked]))
+        refined = []
+        for image_boxes, (regression, face) in zip(boxes, self._run_on_crops("rnet", pyramids, boxes, 24)):
+            keep = face[:, 1] > self.thresholds[1]
+            kept = np.concatenate([image_boxes[keep, :4], face[keep, 1:2]], 1)
+            picked = nms(kept[:, :4], kept[:, 4], 0.7)
+            refined.append(square(correct(kept[picked], regression[keep][picked])))
+        return refined
 
-    def _finish(self, levels: list[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 3: O-Net's final boxes (N, 5) and keypoints (N, 5, 2), best first."""
-        if not len(boxes):
-            return boxes, np.zeros((0, len(KEYPOINTS), 2), np.float32)
-        regression, points, face = self._run_on_crops("onet", levels, boxes, 48)
-        keep = face[:, 1] > self.thresholds[2]
-        boxes = np.concatenate([boxes[keep, :4], face[keep, 1:2]], 1)
-        sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
-        points = points[keep]
-        keypoints = (
-            np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + boxes[:, np.newaxis, :2] - 1
-        )
-        boxes = correct(boxes, regression[keep])
-        picked = nms(boxes[:, :4], boxes[:, 4], 0.7, by_smaller=True)
-        return boxes[picked], keypoints[picked]
+    def _finish(self, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stage 3: each image's final boxes (N, 5) and keypoints (N, 5, 2) from O-Net, best first."""
+        if not sum(map(len, boxes)):
+            return [(image_boxes[:, :5], np.zeros((0, len(KEYPOINTS), 2), np.float32)) for image_boxes in boxes]
+        finished = []
+        for image_boxes, (regression, points, face) in zip(boxes, self._run_on_crops("onet", pyramids, boxes, 48)):
+            keep = face[:, 1] > self.thresholds[2]
+            kept = np.concatenate([image_boxes[keep, :4], face[keep, 1:2]], 1)
+            sides = kept[:, 2:4] - kept[:, 0:2] + 1
+            points = points[keep]
+            keypoints = (
+                np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + kept[:, np.newaxis, :2] - 1
+            )
+            kept = correct(kept, regression[keep])
+            picked = nms(kept[:, :4], kept[:, 4], 0.7, by_smaller=True)
+            finished.append((kept[picked], keypoints[picked]))
+        return finished
+
+
+def _merged_proposals(found: list[np.ndarray]) -> np.ndarray:
+    """One image's P-Net boxes over all scales, merged across scales, corrected by P-Net's regression
+    and squared: (N, 5)."""
+    boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
+    boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+    sides = (boxes[:, 2:4] - boxes[:, 0:2])[:, [0, 1, 0, 1]]  # P-Net's corrections are in box sides
+    corrected = boxes[:, :4] + boxes[:, 5:9] * sides
+    return square(np.concatenate([corrected, boxes[:, 4:5]], 1))
 
 
 def pyramid(height: int, width: int, min_face: int) -> list[float]:

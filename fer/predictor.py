@@ -99,13 +99,14 @@ class Predictor:
         float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
         the weights' tensors nor torch itself are loaded for it. `detector`: a FaceDetector, or a name
         from fer.options.DETECTORS, created now so that a missing model package fails here; None: the
-        default detector (MTCNN), created when first needed."""
+        default detector (MTCNN), created when first needed. A detector that can (MTCNN) runs on the
+        predictor's device."""
+        resolved = inference_device(device)
         if isinstance(detector, str):
-            detector = create_detector(detector)
+            detector = create_detector(detector, resolved)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         weights = weights if weights is not None else default_weights_path()
-        resolved = inference_device(device)
         if backend in ("onnx", "int8") and resolved != "cpu":
             raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.split(':')[0]}")
         card = None
@@ -141,7 +142,7 @@ class Predictor:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = create_detector()  # created on first use: classifying crops needs none
+            self._detector = create_detector(device=self.device)  # on first use: classifying crops needs none
         return self._detector
 
     def predict_pixels(self, pixels: np.ndarray, tta: str | None = None) -> np.ndarray:
@@ -184,24 +185,42 @@ class Predictor:
         otherwise boxes are the detector's framed as FER2013 frames faces (its `framing`). Either way
         the boxes are those of the crops the classifier sees. Kept apart from classification so that a
         server can detect faces of many images in parallel and classify them together in one batch."""
-        image = as_rgb_or_gray(image, color_order)
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        height, width = gray.shape
+        return self.find_faces_many([image], detect, color_order)[0]
+
+    def find_faces_many(
+        self, images: Sequence[ImageInput], detect: bool = True, color_order: ColorOrder = "RGB"
+    ) -> list[tuple[list[Box], np.ndarray]]:
+        """find_faces for several images. A detector that can (`crop_faces_many`: MTCNN) looks at all
+        of them with one run of each of its networks: that is what keeps a GPU busy, and why the
+        server gathers concurrent requests' photos on one (api/gathering.py). The same faces as one
+        image at a time."""
+        images = [as_rgb_or_gray(image, color_order) for image in images]
+        grays = [image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
         if not detect:
-            boxes = [(0, 0, width, height)]
+            return [_faces_in(gray, [(0, 0, gray.shape[1], gray.shape[0])]) for gray in grays]
+        detector = self.detector
+        detector_images = images if getattr(detector, "uses_color", False) else grays
+        if hasattr(detector, "crop_faces_many"):
+            found = detector.crop_faces_many(detector_images, grays)
+        elif hasattr(detector, "crop_faces"):
+            found = [detector.crop_faces(image, gray) for image, gray in zip(detector_images, grays)]
         else:
-            detector = self.detector
-            detector_image = image if getattr(detector, "uses_color", False) else gray
-            if hasattr(detector, "crop_faces"):
-                boxes, crops = detector.crop_faces(detector_image, gray)
-                return boxes, np.stack(crops) if crops else np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
-            boxes = detector.detect(detector_image)
-            framing = getattr(detector, "framing", None)
-            if framing is not None:
-                boxes = [framing.apply(box, width, height) for box in boxes]
-        if not boxes:
-            return [], np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
-        return boxes, np.stack([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
+            framing, found = getattr(detector, "framing", None), []
+            for gray, boxes in zip(grays, map(detector.detect, detector_images)):
+                if framing is not None:
+                    boxes = [framing.apply(box, gray.shape[1], gray.shape[0]) for box in boxes]
+                found.append(_faces_in(gray, boxes))
+            return found
+        return [(boxes, _stacked(crops)) for boxes, crops in found]
+
+
+def _faces_in(gray: np.ndarray, boxes: list[Box]) -> tuple[list[Box], np.ndarray]:
+    """The boxes and their crops from `gray`, as find_faces gives them."""
+    return boxes, _stacked([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
+
+
+def _stacked(crops: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack(crops) if len(crops) else np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
 
 
 def as_rgb_or_gray(image: ImageInput, color_order: ColorOrder = "RGB") -> np.ndarray:

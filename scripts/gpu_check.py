@@ -9,7 +9,8 @@ Stages, in order; a stage that finished (passed or failed) is not run again (--r
   environment   the GPU, driver, torch and CUDA; the carried wheels (.gpu/whl) installed
   tests         pytest -m gpu tests/gpu: bf16 and fp16 + GradScaler, --compile, NCCL under torchrun,
                 two processes on one GPU (gloo), GPU -> CPU resume, the fp16 Predictor against the
-                CPU, the API's batcher on the GPU, ONNX Runtime's CUDA provider (when it has one)
+                CPU, the API's batcher on the GPU, MTCNN on the GPU and gathered across requests,
+                ONNX Runtime's CUDA provider (when it has one)
   bench-train   bench/train_step.py            training images/s per architecture and AMP mode
   bench-infer   bench/infer.py                 Predictor faces/s per batch size (eager, compiled)
   bench-api     bench/api_load.py              `fer serve` on the GPU under concurrent clients

@@ -1,6 +1,7 @@
 """fer/mtcnn.py: the default face detector finds faces in real and generated photos, its networks
-compute what facenet-pytorch's do from the same weights, and a missing or changed weights file is a
-clear error."""
+(ONNX Runtime's for the CPU, torch's for a GPU) compute what facenet-pytorch's do from the same
+weights, several photos at once give the faces each gives alone, and a missing or changed weights file
+is a clear error."""
 
 import cv2
 import numpy as np
@@ -12,7 +13,8 @@ from skimage import data
 import fer.mtcnn
 from fer.errors import FerError
 from fer.faces import Framing, HaarFaceDetector, box_iou
-from fer.mtcnn import MtcnnFaceDetector, load_sessions, load_weights, weights_folder
+from fer.mtcnn import MtcnnFaceDetector, load_networks, load_weights, weights_folder
+from fer.mtcnn_torch import TorchNetwork
 from tests.conftest import astronaut_scene_counts, run_python
 
 
@@ -21,8 +23,15 @@ def detector():
     return MtcnnFaceDetector()
 
 
-def test_its_networks_compute_what_facenet_pytorchs_compute():
-    sessions = load_sessions(threads=1)
+@pytest.fixture(scope="module")
+def torch_networks():
+    """The torch networks a GPU runs, here on the CPU (device "cpu" would choose ONNX Runtime)."""
+    return {name: TorchNetwork(name, parameters, "cpu") for name, parameters in load_weights().items()}
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "torch"])
+def test_its_networks_compute_what_facenet_pytorchs_compute(engine, torch_networks):
+    networks = load_networks(threads=1) if engine == "onnxruntime" else torch_networks
     rng = np.random.default_rng(0)
     for name, network, shape in [
         ("pnet", PNet(), (2, 3, 37, 51)),
@@ -32,10 +41,41 @@ def test_its_networks_compute_what_facenet_pytorchs_compute():
         image = rng.uniform(-1, 1, shape).astype(np.float32)
         with torch.no_grad():
             expected = network.eval()(torch.from_numpy(image))
-        outputs = sessions[name].run(None, {"image": image})
+        outputs = networks[name](image)
         assert len(outputs) == len(expected)
         for ours, theirs in zip(outputs, expected):
             np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
+
+
+def test_several_photos_at_once_give_the_faces_each_gives_alone(detector, torch_networks):
+    photo = data.astronaut()
+    photos = [  # two sizes, so P-Net runs both stacked and alone; a blank photo and a tiny one find nothing
+        photo,
+        cv2.resize(photo, (640, 480)),
+        np.ascontiguousarray(cv2.resize(photo, (640, 480))[:, ::-1]),
+        np.zeros((240, 320, 3), np.uint8),
+        np.zeros((5, 5, 3), np.uint8),
+        cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY),
+    ]
+    on_torch = MtcnnFaceDetector(networks=torch_networks)
+    for together in (detector.detections_many(photos), on_torch.detections_many(photos)):
+        assert [len(found) for found in together] == [1, 1, 1, 0, 0, 1]
+        for photo_alone, found in zip(photos, together):
+            for alone, with_others in zip(detector.detections(photo_alone), found):
+                np.testing.assert_allclose(with_others.box, alone.box, atol=0.01)
+                np.testing.assert_allclose(with_others.keypoints, alone.keypoints, atol=0.01)
+                assert with_others.score == pytest.approx(alone.score, abs=1e-4)
+    grays = [photo if photo.ndim == 2 else cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY) for photo in photos]
+    for (boxes, crops), photo_alone, gray in zip(detector.crop_faces_many(photos, grays), photos, grays):
+        alone_boxes, alone_crops = detector.crop_faces(photo_alone, gray)
+        assert boxes == alone_boxes
+        assert all(np.array_equal(a, b) for a, b in zip(crops, alone_crops))
+    assert detector.detections_many([]) == []
+
+
+def test_on_torch_it_finds_the_faces_it_finds_on_onnx_runtime_in_generated_scenes(detector, torch_networks):
+    on_torch = MtcnnFaceDetector(networks=torch_networks)
+    assert astronaut_scene_counts(on_torch.detect) == astronaut_scene_counts(detector.detect)
 
 
 def test_it_finds_the_astronauts_face_with_eyes_nose_and_mouth_in_place(detector):
@@ -92,7 +132,7 @@ def test_a_missing_package_or_changed_weights_are_clear_errors(monkeypatch, tmp_
 
 def test_a_minimum_face_below_the_networks_window_is_refused():
     with pytest.raises(ValueError, match="at least 12"):
-        MtcnnFaceDetector(min_face=8, sessions={})
+        MtcnnFaceDetector(min_face=8, networks={})
 
 
 def test_a_crowd_of_faces_is_found_in_bounded_memory():

@@ -236,3 +236,18 @@ def test_images_of_any_shape_give_faces_or_none_never_an_error(exported_weights,
     for shape in [(1, 1), (5000, 1, 3), (1, 5000), (5000, 2), (3, 4000, 3), (11, 11), (12, 12), (1281, 12, 3)]:
         boxes, crops = predictor.find_faces(rng.integers(0, 256, shape, dtype=np.uint8))
         assert boxes == [] and crops.shape == (0, 48, 48)
+
+
+@pytest.mark.parametrize("detector", ["mtcnn", "haar", "blazeface"])
+def test_several_images_at_once_give_the_faces_and_crops_of_each_alone(exported_weights, detector, astronaut):
+    predictor = Predictor.load(exported_weights, device="cpu", detector=detector)
+    images = [astronaut, np.zeros((240, 320, 3), np.uint8), astronaut[::2, ::2].copy(), astronaut[:, :, 0].copy()]
+    for detect in (True, False):
+        together = predictor.find_faces_many(images, detect)
+        assert len(together) == len(images)
+        for image, (boxes, crops) in zip(images, together):
+            alone_boxes, alone_crops = predictor.find_faces(image, detect)
+            assert boxes == alone_boxes
+            np.testing.assert_array_equal(crops, alone_crops)
+    assert len(predictor.find_faces_many(images[:1])[0][0]) == 1  # the astronaut is found at all
+    assert predictor.find_faces_many([]) == []

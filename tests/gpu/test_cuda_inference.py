@@ -1,5 +1,6 @@
 """Inference on the GPU: the Predictor's half precision against the CPU's float32, the API's dynamic
-batching under concurrent requests, and the exported ONNX file on ONNX Runtime's CUDA provider."""
+batching under concurrent requests, face detection (MTCNN) on the device and gathered across requests,
+and the exported ONNX file on ONNX Runtime's CUDA provider."""
 
 import asyncio
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from api import create_app
+from api.service import gathers_detection
 from api.settings import Settings
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
@@ -61,6 +63,46 @@ def test_the_api_on_the_device_batches_concurrent_requests(exported_weights, fac
     passes = metric_value(metrics, "fer_batch_size_faces_count")
     assert metric_value(metrics, "fer_batch_size_faces_sum") == 128
     assert passes < 128  # concurrent requests shared forward passes on the device
+
+
+def photos() -> list[np.ndarray]:
+    """The astronaut at several sizes and places on 640x480 photos, and one photo without a face."""
+    import cv2
+    from skimage import data
+
+    astronaut, photos = data.astronaut(), []
+    for side, (x, y) in [(320, (0, 0)), (200, (400, 200)), (120, (50, 300)), (480, (160, 0))]:
+        photo = np.full((480, 640, 3), 90, np.uint8)
+        photo[y : y + side, x : x + side] = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+        photos.append(photo)
+    return photos + [np.zeros((480, 640, 3), np.uint8)]
+
+
+def test_face_detection_runs_on_the_device_and_finds_what_the_cpu_finds(exported_weights, device):
+    on_device = Predictor.load(exported_weights, device=device, tta="none", backend="torch")
+    on_cpu = Predictor.load(exported_weights, device="cpu", tta="none", backend="torch")
+    assert on_device.detector.device == on_device.device  # "cuda:0" on a GPU
+    together = on_device.find_faces_many(photos())
+    for photo, (boxes, _) in zip(photos(), together):
+        cpu_boxes, _ = on_cpu.find_faces(photo)
+        assert len(boxes) == len(cpu_boxes)
+        for box, cpu_box in zip(boxes, cpu_boxes):
+            assert np.abs(np.subtract(box, cpu_box)).max() <= 2  # pixels; TF32 convolutions may round apart
+    assert [len(boxes) for boxes, _ in together] == [1, 1, 1, 1, 0]
+
+
+def test_the_api_on_the_device_gathers_concurrent_photos_into_detection_runs(exported_weights, device):
+    predictor = Predictor.load(exported_weights, device=device, tta="none", backend="torch")
+    assert gathers_detection("auto", predictor) == (device == "cuda")
+    app = create_app(Settings(gather_detection="on"), predictor=predictor)
+    payloads = [encode(photo) for photo in photos()] * 8
+    with running_server(app) as url:
+        before = metric_value(httpx.get(f"{url}/metrics").text, "fer_detection_batch_size_images_sum")
+        responses = asyncio.run(post_all(url, payloads, query="detect=true"))
+        metrics = httpx.get(f"{url}/metrics").text
+    assert [r.status_code for r in responses] == [200] * len(payloads)
+    assert [len(r.json()["faces"]) for r in responses] == [1, 1, 1, 1, 0] * 8
+    assert metric_value(metrics, "fer_detection_batch_size_images_sum") - before == len(payloads)
 
 
 def test_onnx_runs_on_the_cuda_provider(exported_weights, faces, device):
