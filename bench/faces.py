@@ -56,7 +56,7 @@ DETECTORS = {
 
 
 def decode(scene: Scene) -> np.ndarray:
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(scene.encoded, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def match(truths: list, boxes: list) -> tuple[dict[int, int], int]:

@@ -2,7 +2,7 @@
 
     scenes = build_scenes(faces, labels, count=300, seed=0)   # faces: (N, 48, 48) uint8, validation split
     for scene in scenes:
-        scene.jpeg, scene.faces   # the encoded 640x480 photo; each face's box, label and source index
+        scene.encoded, scene.faces   # the 640x480 photo's file bytes; each face's box, label and source index
 
 A scene is a 640x480 grayscale photo (stored as RGB JPEG) of one face, or two in SECOND_FACE_SHARE of
 them, each scaled from 48x48 to a side of 48-320 pixels (log-uniform), turned by up to 20 degrees,
@@ -43,7 +43,7 @@ class PlacedFace:
 
 @dataclass(frozen=True)
 class Scene:
-    jpeg: bytes
+    encoded: bytes  # the photo's file: JPEG, or PNG when built without "jpeg"
     faces: tuple[PlacedFace, ...]
     background: str
     quality: int | None  # JPEG quality; None: stored losslessly (without "jpeg")

@@ -210,7 +210,7 @@ def astronaut_scene_counts(detect, scenes: int = 20, smallest: int = 0) -> tuple
     faces = np.stack([cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)] * 40)
     truths = found = false = 0
     for scene in build_scenes(faces, np.zeros(40, int), count=scenes, seed=0):
-        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        photo = cv2.imdecode(np.frombuffer(scene.encoded, np.uint8), cv2.IMREAD_COLOR)
         boxes = detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB))
         for placed in scene.faces:
             if placed.box[2] >= smallest:

@@ -19,8 +19,8 @@ def faces():
 
 def test_the_same_seed_gives_the_same_photos_and_another_seed_others(faces):
     first, again, other = (build_scenes(*faces, count=6, seed=seed) for seed in (0, 0, 1))
-    assert [s.jpeg for s in first] == [s.jpeg for s in again]
-    assert [s.jpeg for s in first] != [s.jpeg for s in other]
+    assert [s.encoded for s in first] == [s.encoded for s in again]
+    assert [s.encoded for s in first] != [s.encoded for s in other]
 
 
 def test_faces_are_inside_the_photo_apart_and_within_the_sizes(faces):
@@ -43,7 +43,7 @@ def test_faces_are_inside_the_photo_apart_and_within_the_sizes(faces):
 def test_each_box_holds_its_face(faces):
     images, labels = faces
     for scene in build_scenes(images, labels, count=10, seed=3):
-        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        photo = cv2.imdecode(np.frombuffer(scene.encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
         assert photo.shape == (HEIGHT, WIDTH)
         for face in scene.faces:
             x, y, w, h = face.box
@@ -65,17 +65,17 @@ def test_effects_left_out_leave_the_same_faces_at_the_same_places(faces):
             (f.box, f.label, f.index) for f in without_all.faces
         ]
         assert all(face.degrees == 0 for face in without_all.faces)
-        assert without_all.quality is None and without_all.jpeg.startswith(b"\x89PNG")
+        assert without_all.quality is None and without_all.encoded.startswith(b"\x89PNG")
     images, _ = faces
     for scene in bare:  # unlit, unturned and lossless: each box holds its face as scaled, nothing else
-        photo = cv2.imdecode(np.frombuffer(scene.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        photo = cv2.imdecode(np.frombuffer(scene.encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
         for face in scene.faces:
             x, y, w, h = face.box
             inside = cv2.resize(photo[y : y + h, x : x + w], (48, 48), interpolation=cv2.INTER_AREA)[2:-2, 2:-2]
             source = images[face.index][2:-2, 2:-2]
             assert np.corrcoef(inside.ravel().astype(float), source.ravel().astype(float))[0, 1] > 0.95
     lit_only = build_scenes(*faces, count=20, seed=4, without=frozenset({"jpeg", "turn"}))
-    assert any(a.jpeg != b.jpeg for a, b in zip(lit_only, bare))  # lighting alone changes the photos
+    assert any(a.encoded != b.encoded for a, b in zip(lit_only, bare))  # lighting alone changes the photos
 
 
 def test_an_unknown_effect_is_refused(faces):
