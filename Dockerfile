@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FER_WEIGHTS=/opt/fer/weights/fer-v1.safetensors
+    FER_WEIGHTS=/opt/fer/weights/fer-v2.safetensors
 
 WORKDIR /opt/fer
 COPY pyproject.toml README.md ./

@@ -1,6 +1,6 @@
 """The model card: what a weights file is, how it was made and how well it does, in one typed shape.
 
-    >>> card = ModelCard.read("weights/fer-v1.json")
+    >>> card = ModelCard.read("weights/fer-v2.json")
     >>> card.metrics.validation["tencrop"].accuracy
     0.7044...
 
@@ -71,14 +71,14 @@ class InputSpec(_Part):
 
 class Int8Variant(_Part):
     # Without a file and its sha256 there is no int8 variant to load (fer.onnx_runtime says so).
-    file: str | None = Field(None, description="beside the weights", examples=["fer-v1.int8.onnx"])
+    file: str | None = Field(None, description="beside the weights", examples=["fer-v2.int8.onnx"])
     sha256: str | None = None
     method: str | None = None
     metrics: Metrics = Field(default_factory=Metrics)
 
 
 class ModelCard(_Part):
-    name: str = Field("unnamed", examples=["fer-v1"])
+    name: str = Field("unnamed", examples=["fer-v2"])
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str]
     input: InputSpec | None = None
@@ -87,7 +87,9 @@ class ModelCard(_Part):
     flops_per_face: int | None = None
     epoch: int | None = Field(None, description="the training epoch these weights are from")
     metrics: Metrics = Field(default_factory=Metrics)
-    default_tta: TtaMode = Field("none", description="the mode that scored best on validation")
+    default_tta: TtaMode = Field(
+        "none", description="the mode used when none is asked for: the best on validation unless the exporter chose"
+    )
     dataset: dict[str, Any] | None = None
     training: dict[str, Any] | None = Field(None, description="the resolved training configuration")
     int8: Int8Variant | None = Field(None, description="the fast CPU variant, with its own accuracy")

@@ -1,6 +1,6 @@
 """Weights files: `NAME.safetensors` (tensors only) beside `NAME.json` (the model card).
 
-    >>> model, card = load_model("weights/fer-v1.safetensors")
+    >>> model, card = load_model("weights/fer-v2.safetensors")
     >>> model, card = load_model("runs/train/best.pt")        # a training checkpoint: its EMA weights
 
 Nothing is ever unpickled: safetensors holds raw tensors, and checkpoints are read with
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 CARD_FORMAT = 1
-DEFAULT_WEIGHTS_NAME = "fer-v1"
+DEFAULT_WEIGHTS_NAME = "fer-v2"
 # The repository's weights/ folder (an editable install or a source checkout); FER_WEIGHTS overrides.
 REPOSITORY_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 

@@ -60,11 +60,13 @@ def run_export(args: argparse.Namespace) -> int:
     def report(step: str) -> None:  # to stderr: stdout keeps the summary below
         print(step, file=sys.stderr, flush=True)
 
-    card = export_checkpoint(args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx, report=report)
+    card = export_checkpoint(
+        args.checkpoint, args.out, data=args.data, onnx=not args.no_onnx, report=report, default_tta=args.default_tta
+    )
     written = [f"{args.out}.safetensors", f"{args.out}.json"] + ([] if args.no_onnx else [f"{args.out}.onnx"])
     if card.int8 is not None:
         written.append(str(Path(args.out).with_name(card.int8.file)))
-    print(f"exported {card.arch} (epoch {card.epoch}) to {', '.join(written)}")
+    print(f"exported {card.arch} (epoch {card.epoch}) to {', '.join(written)}; default tta {card.default_tta}")
     int8 = card.int8.metrics.validation if card.int8 is not None else {}
     for tta, metrics in card.metrics.validation.items():
         if metrics.accuracy is not None:

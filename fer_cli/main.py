@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="measure validation accuracy for every TTA mode into the card, and write the int8 variant"
     )
     export.add_argument("--no-onnx", action="store_true")
+    export.add_argument(
+        "--default-tta",
+        default="best",
+        choices=["best", *TTA_MODES],
+        help="the TTA the model runs when none is asked for: best (on validation, with --data; the default) or "
+        "a mode, e.g. none where the speed floor rules the others out (docs/benchmarks.md)",
+    )
 
     download = commands.add_parser("download", parents=[common], help="fetch FER2013 from Kaggle")
     download.add_argument("--dest", default="data", help="folder to download into (default: data)")

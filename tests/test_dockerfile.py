@@ -47,7 +47,7 @@ def test_every_copied_path_exists_and_the_weights_are_the_default():
         for path in source.split():
             assert (REPO / path).exists(), path
     weights = re.search(r"FER_WEIGHTS=(\S+)", DOCKERFILE).group(1)
-    assert weights == "/opt/fer/weights/fer-v1.safetensors"
+    assert weights == "/opt/fer/weights/fer-v2.safetensors"
     assert (REPO / "weights" / Path(weights).name).exists()
 
 

@@ -1,7 +1,7 @@
 """Export a training checkpoint's EMA weights for inference: NAME.safetensors, NAME.json, NAME.onnx,
 and with --data also NAME.int8.onnx.
 
-    fer export runs/train/best.pt --out weights/fer-v1 --data ../shared/data/fer2013.zip
+    fer export runs/train/best.pt --out weights/fer-v2 --data ../shared/data/fer2013.zip
 
 With --data, the card records validation accuracy for every TTA mode and picks the best as the
 model's default; it also holds the int8 variant (training.quantize), calibrated on Training faces,
@@ -38,9 +38,14 @@ def export_checkpoint(
     data: str | None = None,
     onnx: bool = True,
     report: Callable[[str], None] = lambda step: None,
+    default_tta: str = "best",
 ) -> ModelCard:
     """Write the weights, card and (optionally) ONNX file; return the card as written. `report` hears each step as
-    it finishes (with --data an export takes minutes on a CPU: six validation passes and a calibration)."""
+    it finishes (with --data an export takes minutes on a CPU: six validation passes and a calibration).
+    `default_tta`: the card's default TTA, "best" (the mode that scored best on validation, given `data`;
+    else none) or a mode of TTA_MODES."""
+    if default_tta != "best" and default_tta not in TTA_MODES:
+        raise ValueError(f"unknown default TTA {default_tta!r}; choose best or one of {', '.join(TTA_MODES)}")
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
     _check_writable(prefix.parent)  # before minutes of measuring, not after
     checkpoint = load_checkpoint(checkpoint_path)
@@ -77,6 +82,8 @@ def export_checkpoint(
     if data is not None:
         card.metrics.validation = _validation_metrics(model, card, data, report, "float32")
         card.default_tta = max(TTA_MODES, key=lambda tta: card.metrics.validation[tta].accuracy)
+    if default_tta != "best":
+        card.default_tta = default_tta
     onnx_path = prefix.with_name(prefix.name + ".onnx")
     if onnx:
         prefix.parent.mkdir(parents=True, exist_ok=True)

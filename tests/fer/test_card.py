@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 
 def test_the_shipped_card_reads_with_every_measurement_typed():
-    card = ModelCard.read(REPO / "weights" / "fer-v1.json")
+    card = ModelCard.read(REPO / "weights" / "fer-v2.json")
     assert card.arch == "vgg_slim" and card.default_tta in TTA_MODES
     assert set(card.metrics.validation) == set(TTA_MODES) == set(card.int8.metrics.validation)
     best = max(TTA_MODES, key=card.validation_accuracy)

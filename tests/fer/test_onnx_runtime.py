@@ -34,7 +34,7 @@ def test_auto_uses_onnx_runtime_with_the_same_results(exported_weights):
 
 
 def test_an_onnx_file_from_other_weights_is_never_used(exported_weights, tmp_path, caplog):
-    weights = _copy_weights(exported_weights, tmp_path, onnx_from=REPO / "weights" / "fer-v1.onnx")
+    weights = _copy_weights(exported_weights, tmp_path, onnx_from=REPO / "weights" / "fer-v2.onnx")
     with caplog.at_level(logging.WARNING):
         predictor = Predictor.load(weights, device="cpu")
     assert predictor.backend == "torch"
@@ -61,7 +61,7 @@ def test_training_checkpoints_run_with_pytorch(trained_checkpoint):
 
 
 def test_cli_reports_a_required_onnx_that_does_not_match(exported_weights, tmp_path):
-    weights = _copy_weights(exported_weights, tmp_path, onnx_from=REPO / "weights" / "fer-v1.onnx")
+    weights = _copy_weights(exported_weights, tmp_path, onnx_from=REPO / "weights" / "fer-v2.onnx")
     image = tmp_path / "face.png"
     from PIL import Image
 

@@ -3,6 +3,7 @@ import json
 import pytest
 from PIL import Image
 
+from fer.card import ModelCard
 from fer.options import TTA_MODES
 from tests.conftest import run_python
 
@@ -134,6 +135,18 @@ def test_export_reports_each_measurement_as_it_finishes(trained_checkpoint, kagg
     steps = result.stderr.splitlines()
     assert [step.split(":")[0] for step in steps] == [f"validation accuracy, float32, tta {t}" for t in TTA_MODES]
     assert "validation accuracy, tta none" in result.stdout  # the summary stays on stdout
+    card = ModelCard.read(tmp_path / "w.json")
+    best = max(TTA_MODES, key=lambda tta: card.metrics.validation[tta].accuracy)
+    assert card.default_tta == best and f"default tta {best}" in result.stdout
+
+
+def test_export_can_fix_the_default_tta_and_refuses_an_unknown_one(trained_checkpoint, tmp_path):
+    result = fer("export", str(trained_checkpoint), "--out", str(tmp_path / "w"), "--no-onnx", "--default-tta", "flip")
+    assert result.returncode == 0, result.stderr
+    assert ModelCard.read(tmp_path / "w.json").default_tta == "flip"
+    refused = fer("export", str(trained_checkpoint), "--out", str(tmp_path / "v"), "--default-tta", "fivecrop")
+    assert refused.returncode == 2 and "fivecrop" in refused.stderr
+    assert not (tmp_path / "v.json").exists()
 
 
 def test_installed_console_script(tmp_path):
