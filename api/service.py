@@ -40,6 +40,13 @@ TRIM_INTERVAL_S = 2.0
 # The warm-up prepares a noise JPEG of each size (noise decodes slower than photos: a safe first price).
 # The large one is past the detectors' 1280-pixel working size (max_side), where their cost stops growing.
 WARM_UP_PHOTOS = ((640, 480), (1600, 1200))
+# But noise is cheap to search for faces: MTCNN's refining networks see few proposals on it. Measured
+# on 2 cores (2026-12-02), detection took 9 ms on the 640x480 noise, 31 ms on the astronaut, 13 ms
+# (median) to 30 ms (slowest) on 30 of bench/scenes.py's photos; at 1600x1200, 31 ms against 59 and
+# 38 to 77. Priced at the noise's, a first burst of real photos was admitted at as little as a third
+# of its cost, and the last ones got 504. So the warm-up's detection time counts this many times over,
+# until real photos replace it (the running averages follow them).
+PHOTO_OVER_NOISE_DETECTION = 3.0
 
 
 class InferenceService:
@@ -126,7 +133,7 @@ class InferenceService:
                 _, _, _, _, (decode_s, detect_s) = await asyncio.get_running_loop().run_in_executor(
                     self._prepare_pool, self._find_faces, image, True
                 )
-            self.estimate.observe_preparation(width * height, decode_s, detect_s, faces=1)
+            self.estimate.observe_preparation(width * height, decode_s, detect_s * PHOTO_OVER_NOISE_DETECTION, faces=1)
 
     # ---- admission ----------------------------------------------------------------------------------
 
