@@ -140,15 +140,17 @@ def trained_checkpoint(tmp_path_factory, kaggle_zip) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported_weights(tmp_path_factory, trained_checkpoint) -> Path:
-    """Weights exported from `trained_checkpoint`: returns the .safetensors path."""
+def exported_weights(tmp_path_factory, trained_checkpoint, kaggle_zip) -> Path:
+    """Weights exported from `trained_checkpoint` as the shipped ones are, with validation figures and
+    the int8 variant, so that the CPU runs them as it runs the shipped model (int8, without torch).
+    Default TTA none, for speed. Returns the .safetensors path."""
     from training.export import export_checkpoint
 
     cached = fixture_cache("weights")
     if cached is not None and (cached / "tiny.json").is_file():  # the card is written last
         return cached / "tiny.safetensors"
     prefix = (cached or tmp_path_factory.mktemp("weights")) / "tiny"
-    export_checkpoint(trained_checkpoint, prefix)
+    export_checkpoint(trained_checkpoint, prefix, data=str(kaggle_zip), default_tta="none")
     return prefix.with_name("tiny.safetensors")
 
 
@@ -160,6 +162,37 @@ def run_python(*args, env=None, timeout=240, cwd=REPO):
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
     )
+
+
+def run_python_together(*runs: tuple[list[str], dict | None], timeout=240, cwd=REPO):
+    """Run several `python ARGS...` at once, each given as (ARGS, changes to the environment or None; a
+    variable set to None is removed); return their CompletedProcesses in order. Each process spends
+    seconds importing torch and the like: two cores do that side by side."""
+    import subprocess
+
+    def environment(changes: dict | None) -> dict:
+        merged = {**os.environ, **(changes or {})}
+        return {name: value for name, value in merged.items() if value is not None}
+
+    started = [
+        (
+            [sys.executable, *args],
+            subprocess.Popen(
+                [sys.executable, *args],
+                cwd=cwd,
+                env=environment(changes),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),  # fmt: skip
+        )
+        for args, changes in runs
+    ]
+    results = []
+    for command, process in started:
+        stdout, stderr = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    return results
 
 
 def write_face_video(

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -148,24 +147,15 @@ def runs_without_chromium(tmp_path_factory) -> dict[str, subprocess.CompletedPro
     """This file's upload test in pytests of their own, on a machine where no Chromium can be found:
     as `make test` runs it ("skip") and as `.ci/run` does ("require"). The two start together: each
     spends its seconds importing, and two cores do that side by side."""
-    from tests.conftest import REPO
+    from tests.conftest import run_python_together
 
     tmp_path = tmp_path_factory.mktemp("no-chromium")
-    clean = {k: v for k, v in os.environ.items() if k not in ("FER_CHROMIUM", "FER_REQUIRE_BROWSER")}
-    clean.update(PATH=str(tmp_path), PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "no-browsers"))
+    clean = {"FER_CHROMIUM": None, "PATH": str(tmp_path), "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "no-browsers")}
     test = "tests/api/test_browser.py::test_uploading_a_photo_draws_the_face_and_its_emotion"
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", test]
-    started = {
-        mode: subprocess.Popen(
-            command, cwd=REPO, env={**clean, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for mode, extra in (("skip", {}), ("require", {"FER_REQUIRE_BROWSER": "1"}))
-    }
-    results = {}
-    for mode, process in started.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[mode] = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    return results
+    command = ["-m", "pytest", "-p", "no:cacheprovider", test]
+    modes = {"skip": {"FER_REQUIRE_BROWSER": None}, "require": {"FER_REQUIRE_BROWSER": "1"}}
+    results = run_python_together(*[(command, {**clean, **extra}) for extra in modes.values()], timeout=120)
+    return dict(zip(modes, results))
 
 
 def test_without_any_chromium_the_browser_tests_are_skipped_and_say_why(runs_without_chromium):

@@ -21,9 +21,12 @@ def test_the_shipped_card_reads_with_every_measurement_typed():
     assert card.input.shape == [1, 48, 48] and card.input.normalization.std > 0
 
 
-def test_a_checkpoint_and_its_export_give_cards_of_one_shape(trained_checkpoint, exported_weights):
+def test_a_checkpoint_and_its_export_give_cards_of_one_shape(trained_checkpoint, tmp_path):
+    from training.export import export_checkpoint
+
+    export_checkpoint(trained_checkpoint, tmp_path / "plain", onnx=False)
     _, from_checkpoint = load_model(trained_checkpoint)
-    _, exported = load_model(exported_weights)
+    _, exported = load_model(tmp_path / "plain.safetensors")
     assert type(from_checkpoint) is type(exported) is ModelCard
     # The checkpoint knows its EMA's accuracy without TTA; the export (without --data) carries it over.
     assert set(from_checkpoint.metrics.validation) == set(exported.metrics.validation) == {"none"}

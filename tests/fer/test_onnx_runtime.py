@@ -1,5 +1,6 @@
 """The ONNX Runtime engine: used on the CPU only when the .onnx beside the weights gives their outputs."""
 
+import json
 import logging
 import shutil
 
@@ -17,17 +18,21 @@ FACES = np.random.default_rng(0).integers(0, 256, size=(16, 48, 48), dtype=np.ui
 
 
 def _copy_weights(exported_weights, tmp_path, onnx_from=None):
-    """The exported weights and card in a folder of their own, with `onnx_from` as their .onnx."""
-    for suffix in (".safetensors", ".json"):
-        shutil.copy(exported_weights.with_suffix(suffix), tmp_path / f"model{suffix}")
+    """The exported weights and card in a folder of their own, with `onnx_from` as their .onnx and no
+    int8 variant (which the CPU would run before the float32 .onnx)."""
+    shutil.copy(exported_weights, tmp_path / "model.safetensors")
+    card = json.loads(exported_weights.with_suffix(".json").read_text())
+    del card["int8"]
+    (tmp_path / "model.json").write_text(json.dumps(card))
     if onnx_from is not None:
         shutil.copy(onnx_from, tmp_path / "model.onnx")
     return tmp_path / "model.safetensors"
 
 
-def test_auto_uses_onnx_runtime_with_the_same_results(exported_weights):
-    fast = Predictor.load(exported_weights, device="cpu", tta="flip")
-    reference = Predictor.load(exported_weights, device="cpu", tta="flip", backend="torch")
+def test_without_int8_auto_uses_onnx_runtime_with_the_same_results(exported_weights, tmp_path):
+    weights = _copy_weights(exported_weights, tmp_path, onnx_from=exported_weights.with_suffix(".onnx"))
+    fast = Predictor.load(weights, device="cpu", tta="flip")
+    reference = Predictor.load(weights, device="cpu", tta="flip", backend="torch")
     assert (fast.backend, reference.backend) == ("onnxruntime", "torch")
     assert np.allclose(fast.predict_pixels(FACES), reference.predict_pixels(FACES), atol=1e-5)
     assert np.allclose(fast.predict_pixels(FACES, "tencrop"), reference.predict_pixels(FACES, "tencrop"), atol=1e-5)

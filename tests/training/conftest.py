@@ -3,16 +3,12 @@
 import pytest
 
 from tests.conftest import run_python
-from tests.training.test_train import train_args
 
 
 @pytest.fixture(scope="session")
-def teacher(kaggle_zip, tmp_path_factory):
-    """A checkpoint trained for one epoch on the fixture dataset: a real, if weak, teacher."""
-    out = tmp_path_factory.mktemp("teacher") / "run"
-    result = run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "1", "--seed", "3"))
-    assert result.returncode == 0, result.stderr
-    return out / "best.pt"
+def teacher(trained_checkpoint):
+    """The session's tiny trained checkpoint (two epochs on the fixture dataset): a real, if weak, teacher."""
+    return trained_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -65,8 +65,9 @@ def test_a_missing_int8_file_is_refused(int8_export, tmp_path):
         Predictor.load(weights, device="cpu", backend="int8")
 
 
-def test_weights_without_an_int8_variant_say_how_to_make_one(exported_weights, trained_checkpoint):
-    for weights in (exported_weights, trained_checkpoint):
+def test_weights_without_an_int8_variant_say_how_to_make_one(trained_checkpoint, tmp_path):
+    export_checkpoint(trained_checkpoint, tmp_path / "plain", onnx=False)  # no --data: no int8 variant
+    for weights in (tmp_path / "plain.safetensors", trained_checkpoint):
         with pytest.raises(WeightsError, match="has no int8 variant"):
             Predictor.load(weights, device="cpu", backend="int8")
 

@@ -12,7 +12,7 @@ import torch
 
 from fer.errors import FerError
 from fer.weights import load_checkpoint
-from tests.conftest import REPO, run_python
+from tests.conftest import REPO, run_python, run_python_together
 from training.config import TrainConfig
 
 WORKER = str(Path(__file__).parent / "workers" / "train_worker.py")
@@ -131,10 +131,12 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
     if recipe == "cutmix+distill":  # both draw on the batch: mixed faces get mixed teacher targets
         targets, _ = request.getfixturevalue("targets")
         args += ["--mix", "cutmix", "--distill", str(targets), "--distill-weight", "0.7", "--distill-temperature", "3"]
-    assert run_python(WORKER, *train_args(kaggle_zip, straight, *args)).returncode == 0
-
     crash = {"FER_TEST_DIE_AT_EPOCH": "2", "FER_TEST_DIE_MARKER": str(tmp_path / "died")}
-    crashed = run_python(WORKER, *train_args(kaggle_zip, interrupted, *args), env=crash)
+    uninterrupted, crashed = run_python_together(
+        ([WORKER, *train_args(kaggle_zip, straight, *args)], None),
+        ([WORKER, *train_args(kaggle_zip, interrupted, *args)], crash),
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert crashed.returncode == 17, crashed.stderr
     assert load_checkpoint(interrupted / "last.pt")["epoch"] == 2
 
