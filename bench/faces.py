@@ -5,6 +5,7 @@ how many photos a second it prepares (issue 11).
     python bench/faces.py --data ../shared/data/fer2013.zip                  # 300 scenes, seed 0
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors haar haar-equalized --json out.json
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn --without lighting jpeg
+    python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn --edges soft
 
 Per detector, over the same scenes:
 - found: truth faces matched by a detected box with IoU >= 0.3 (each box matches one face at most);
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scenes import EFFECTS, Scene, build_scenes  # bench/scenes.py, beside this script
+from scenes import EDGES, EFFECTS, Scene, build_scenes  # bench/scenes.py, beside this script
 
 from fer.blazeface import BlazeFaceDetector
 from fer.datasets import VALIDATION, load_splits, select_split
@@ -134,6 +135,9 @@ def main() -> None:
     parser.add_argument(
         "--without", nargs="+", default=[], choices=EFFECTS, help="build the scenes without these effects"
     )
+    parser.add_argument(
+        "--edges", default="hard", choices=EDGES, help="paste faces with hard square edges or fade them in"
+    )
     parser.add_argument("--weights", help="the classifier: weights or a checkpoint (default: the shipped model)")
     parser.add_argument("--tta", choices=TTA_MODES, help="default: the model card's")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
@@ -143,14 +147,18 @@ def main() -> None:
         return Predictor.load(args.weights, tta=args.tta, detector=detector)
 
     validation = select_split(load_splits(args.data), VALIDATION, args.data)
-    scenes = build_scenes(validation.images, validation.labels, args.scenes, args.seed, frozenset(args.without))
+    scenes = build_scenes(
+        validation.images, validation.labels, args.scenes, args.seed, frozenset(args.without), args.edges
+    )
     classifier = load()
     bare = bare_crop_accuracy(classifier, scenes, validation.images)
     report = {
-        "scenes": len(scenes), "seed": args.seed, "without": args.without, "machine": describe_device("cpu"),
+        "scenes": len(scenes), "seed": args.seed, "without": args.without, "edges": args.edges,
+        "machine": describe_device("cpu"),
         "weights": args.weights, "detectors": {},
     }  # fmt: skip
     left_out = f", without {' '.join(args.without)}" if args.without else ""
+    left_out += ", soft edges" if args.edges == "soft" else ""
     faces = sum(len(scene.faces) for scene in scenes)
     print(f"{len(scenes)} scenes (seed {args.seed}{left_out}), {faces} faces; {report['machine']}")
     print(f"classifier: {args.weights or 'the shipped model'}, TTA {classifier.tta}")

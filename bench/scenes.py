@@ -16,6 +16,10 @@ around the face, so this is the frame the classifier was trained on.
 `without` switches effects off to measure what each costs: "lighting", "jpeg" (then the photo is
 stored as PNG, losslessly) or "turn". The random draws stay the same, so the same seed gives the
 same faces at the same places and sizes, with only those effects left out.
+
+`edges="soft"` fades each face into the background over the outer SOFT_EDGE_SHARE of its side
+instead of pasting it with the hard edges of its square, again from the same draws: what the square
+border, which no real face has, costs a detector.
 """
 
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ MAX_TURN_DEGREES = 20.0
 SECOND_FACE_SHARE = 0.3
 BACKGROUNDS = ("noise", "gradient", "gratings", "shapes")
 EFFECTS = ("lighting", "jpeg", "turn")  # what `without` can switch off
+EDGES = ("hard", "soft")  # how a face meets the background
+SOFT_EDGE_SHARE = 0.15  # of a face's side, on each side: soft edges leave its middle 70% as it is
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 
@@ -50,13 +56,20 @@ class Scene:
 
 
 def build_scenes(
-    faces: np.ndarray, labels: np.ndarray, count: int, seed: int = 0, without: frozenset[str] = frozenset()
+    faces: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int = 0,
+    without: frozenset[str] = frozenset(),
+    edges: str = "hard",
 ) -> list[Scene]:
     """`count` scenes from (N, 48, 48) uint8 faces and their labels; each face is used at most once
-    while there are faces left. `without`: effects of EFFECTS left out."""
+    while there are faces left. `without`: effects of EFFECTS left out; `edges`: one of EDGES."""
     unknown = set(without) - set(EFFECTS)
     if unknown:
         raise ValueError(f"unknown effects {sorted(unknown)}; choose from {', '.join(EFFECTS)}")
+    if edges not in EDGES:
+        raise ValueError(f"unknown edges {edges!r}; choose from {', '.join(EDGES)}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(faces))
     scenes, next_face = [], 0
@@ -68,7 +81,7 @@ def build_scenes(
         for _ in range(wanted):
             index = int(order[next_face % len(order)])
             largest, turn = LARGEST_FACE // wanted, "turn" not in without
-            face = _place(rng, photo, faces[index], int(labels[index]), index, placed, largest, turn)
+            face = _place(rng, photo, faces[index], int(labels[index]), index, placed, largest, turn, edges)
             if face is not None:
                 placed.append(face)
                 next_face += 1
@@ -132,6 +145,7 @@ def _place(
     placed: list[PlacedFace],
     largest: int,
     turn: bool = True,
+    edges: str = "hard",
 ) -> PlacedFace | None:
     """Paste `face`, scaled and turned (unless not `turn`), where it overlaps no face already placed;
     None if no place is found in 50 tries."""
@@ -153,10 +167,20 @@ def _place(
     matrix = cv2.getRotationMatrix2D((side / 2, side / 2), degrees, 1.0)
     matrix[:, 2] += (cx - side / 2, cy - side / 2)
     turned = cv2.warpAffine(scaled, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
-    mask = cv2.warpAffine(np.ones((side, side), np.float32), matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(_square_mask(side, edges), matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
     photo *= 1 - mask
     photo += turned * mask
     return PlacedFace(box, label, index, degrees)
+
+
+def _square_mask(side: int, edges: str) -> np.ndarray:
+    """(side, side) float32 weights of the face over the background: 1 everywhere for hard edges; for
+    soft ones rising linearly from the border to 1 at SOFT_EDGE_SHARE of the side in."""
+    if edges == "hard":
+        return np.ones((side, side), np.float32)
+    from_border = np.minimum(np.arange(side), np.arange(side)[::-1]) + 0.5  # pixels from the nearer edge
+    ramp = np.clip(from_border / (SOFT_EDGE_SHARE * side), 0, 1).astype(np.float32)
+    return np.minimum.outer(ramp, ramp)
 
 
 def _overlap(a: Box, b: Box, margin: int = 0) -> int:

@@ -81,3 +81,48 @@ def test_effects_left_out_leave_the_same_faces_at_the_same_places(faces):
 def test_an_unknown_effect_is_refused(faces):
     with pytest.raises(ValueError, match="unknown effects \\['blur'\\]; choose from lighting, jpeg, turn"):
         build_scenes(*faces, count=1, without=frozenset({"blur"}))
+
+
+def test_soft_edges_fade_the_same_faces_into_the_background(faces):
+    hard = build_scenes(*faces, count=20, seed=5, without=frozenset(EFFECTS))
+    soft = build_scenes(*faces, count=20, seed=5, without=frozenset(EFFECTS), edges="soft")
+    images, _ = faces
+    for with_hard, with_soft in zip(hard, soft):
+        assert [(f.box, f.label, f.index) for f in with_hard.faces] == [
+            (f.box, f.label, f.index) for f in with_soft.faces
+        ]
+        hard_photo, soft_photo = (
+            cv2.imdecode(np.frombuffer(scene.encoded, np.uint8), cv2.IMREAD_GRAYSCALE).astype(float)
+            for scene in (with_hard, with_soft)
+        )
+        for face in with_hard.faces:
+            x, y, side, _ = face.box
+            middle = slice(round(0.2 * side), round(0.8 * side))
+            assert (
+                np.abs(
+                    hard_photo[y : y + side, x : x + side][middle, middle]
+                    - soft_photo[y : y + side, x : x + side][middle, middle]
+                ).max()
+                <= 1
+            )
+            # At the border the photo is mostly background: it moves away from the face and toward what
+            # surrounds it, so the square's edge no longer shows.
+            border_hard, border_soft = hard_photo[y, x + 1 : x + side - 1], soft_photo[y, x + 1 : x + side - 1]
+            outside = soft_photo[y - 1, x + 1 : x + side - 1] if y > 0 else soft_photo[y + side, x + 1 : x + side - 1]
+            assert np.abs(border_soft - outside).mean() < np.abs(border_hard - outside).mean()
+    # Outside every face's square (and the pixel around it the warp's interpolation reaches) the
+    # photos are the same.
+    for with_hard, with_soft in zip(hard, soft):
+        hard_photo, soft_photo = (
+            cv2.imdecode(np.frombuffer(s.encoded, np.uint8), cv2.IMREAD_GRAYSCALE) for s in (with_hard, with_soft)
+        )
+        outside = np.ones(hard_photo.shape, bool)
+        for face in with_hard.faces:
+            x, y, side, _ = face.box
+            outside[max(0, y - 2) : y + side + 2, max(0, x - 2) : x + side + 2] = False
+        assert np.array_equal(hard_photo[outside], soft_photo[outside])
+
+
+def test_unknown_edges_are_refused(faces):
+    with pytest.raises(ValueError, match="unknown edges 'feathered'"):
+        build_scenes(*faces, count=1, edges="feathered")
