@@ -22,7 +22,7 @@ def _copy_weights(exported_weights, tmp_path, onnx_from=None):
     int8 variant (which the CPU would run before the float32 .onnx)."""
     shutil.copy(exported_weights, tmp_path / "model.safetensors")
     card = json.loads(exported_weights.with_suffix(".json").read_text())
-    del card["int8"]
+    card.pop("int8", None)
     (tmp_path / "model.json").write_text(json.dumps(card))
     if onnx_from is not None:
         shutil.copy(onnx_from, tmp_path / "model.onnx")
