@@ -174,20 +174,11 @@ def run_python_together(*runs: tuple[list[str], dict | None], timeout=240, cwd=R
         merged = {**os.environ, **(changes or {})}
         return {name: value for name, value in merged.items() if value is not None}
 
-    started = [
-        (
-            [sys.executable, *args],
-            subprocess.Popen(
-                [sys.executable, *args],
-                cwd=cwd,
-                env=environment(changes),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),  # fmt: skip
-        )
-        for args, changes in runs
-    ]
+    started = []
+    for args, changes in runs:
+        command = [sys.executable, *args]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        started.append((command, subprocess.Popen(command, cwd=cwd, env=environment(changes), **pipes)))
     results = []
     for command, process in started:
         stdout, stderr = process.communicate(timeout=timeout)
