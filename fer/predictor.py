@@ -92,7 +92,7 @@ class Predictor:
         backend: str = "auto",
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
-        `tta` defaults to the card's `default_tta` (the setting that scored best on validation).
+        `tta` defaults to the card's `default_tta` (none for the shipped model: the README says why).
         `backend`: on a CPU, "auto" runs the int8 variant named in the card when its validation
         accuracy holds (fer.onnx_runtime.int8_accuracy_holds), else the .onnx exported beside the
         weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the

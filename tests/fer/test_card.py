@@ -16,8 +16,9 @@ def test_the_shipped_card_reads_with_every_measurement_typed():
     card = ModelCard.read(REPO / "weights" / "fer-v2.json")
     assert card.arch == "vgg_slim" and card.default_tta in TTA_MODES
     assert set(card.metrics.validation) == set(TTA_MODES) == set(card.int8.metrics.validation)
-    best = max(TTA_MODES, key=card.validation_accuracy)
-    assert card.default_tta == best and 0.6 < card.validation_accuracy(best) < 1
+    # Not the most accurate mode: issue 10's speed floor (2,500 faces/s) rules out TTA for the default.
+    assert card.default_tta == "none" and 0.6 < card.validation_accuracy("none") < 1
+    assert max(TTA_MODES, key=card.validation_accuracy) == "tencrop"
     assert card.input.shape == [1, 48, 48] and card.input.normalization.std > 0
 
 
