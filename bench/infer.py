@@ -6,7 +6,8 @@ and engine: PyTorch eager, torch.compile, ONNX Runtime float32 and the int8 vari
     python bench/infer.py --device cuda --backends eager compile
 
 Each cell: the median of --runs timed calls after --warmup untimed ones, on the same random faces;
-faces/s = batch / median seconds. No TTA unless --tta (ten-crop costs 10 forward passes per face).
+faces/s = batch / median seconds. TTA: the model card's default (the default configuration; none for the
+shipped model) unless --tta says otherwise (ten-crop costs 10 forward passes per face).
 """
 
 import argparse
@@ -47,7 +48,7 @@ def classify(predictor: Predictor, faces: np.ndarray, tta: str):
 def load_engine(name: str, args) -> Predictor:
     if name == "compile":
         eager = Predictor.load(args.weights, device=args.device, tta=args.tta, backend="torch")
-        return Predictor(torch.compile(eager.model), eager.card, eager.device, args.tta)
+        return Predictor(torch.compile(eager.model), eager.card, eager.device, eager.tta)
     backend = {"eager": "torch", "onnx": "onnx", "int8": "int8"}[name]
     return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=backend)
 
@@ -60,7 +61,7 @@ def main() -> None:
         "--backends", nargs="+", default=["eager", "onnx", "int8"], choices=["eager", "compile", "onnx", "int8"]
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    parser.add_argument("--tta", default="none", choices=TTA_MODES)
+    parser.add_argument("--tta", choices=TTA_MODES, help="default: the model card's")
     parser.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: torch's)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)
@@ -70,8 +71,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     engines = {name: load_engine(name, args) for name in args.backends}
-    card = next(iter(engines.values())).card
-    print(f"model {card.name} ({card.arch}), tta {args.tta}")
+    card, tta = next(iter(engines.values())).card, next(iter(engines.values())).tta
+    print(f"model {card.name} ({card.arch}), tta {tta}" + ("" if args.tta else " (the card's default)"))
     print(f"machine: {describe_device(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("engines: " + ", ".join(f"{name} = {p.backend} {p.precision}" for name, p in engines.items()))
     print(f"faces/s: median of {args.runs} calls after {args.warmup} warm-up calls")
@@ -84,7 +85,7 @@ def main() -> None:
         row = f"{batch:>6}"
         for name, predictor in engines.items():
             predictor.batch_size = batch  # one forward pass per call
-            call = classify(predictor, faces[:batch], args.tta)
+            call = classify(predictor, faces[:batch], tta)
             table[name][batch] = batch / seconds_per_call(call, args.warmup, args.runs, device)
             row += f"{table[name][batch]:>12,.0f}"
         print(row)
@@ -92,7 +93,7 @@ def main() -> None:
         report = {
             "machine": describe_device(device),
             "torch": torch.__version__,
-            "tta": args.tta,
+            "tta": tta,
             "precision": {name: p.precision for name, p in engines.items()},
             "faces_per_second": table,
         }

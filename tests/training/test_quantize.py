@@ -97,13 +97,15 @@ def test_cli_evaluates_the_int8_variant(int8_export, kaggle_zip):
 
 
 def test_the_inference_benchmark_measures_every_cpu_engine(int8_export):
-    weights, _ = int8_export
+    weights, card = int8_export
     result = run_python(
         "bench/infer.py", "--weights", str(weights), "--backends", "eager", "onnx", "int8",
         "--batch-sizes", "1", "8", "--warmup", "1", "--runs", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "eager = torch float32, onnx = onnxruntime float32, int8 = onnxruntime-int8 int8" in result.stdout
+    # Without --tta it measures the default configuration: the card's TTA.
+    assert f"tta {card.default_tta} (the card's default)" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert [row[0] for row in rows] == ["1", "8"]
     assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row[1:])
