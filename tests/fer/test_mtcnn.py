@@ -173,3 +173,19 @@ def test_crops_cut_from_the_pyramid_match_crops_cut_from_the_photo():
         assert from_pyramid.shape == (3, side, side, 3)
         assert np.abs(from_pyramid - from_photo).mean() < tolerance
         assert (from_pyramid[2, -side // 4 :, : side // 4] == 0).all()  # past the image's corner: black
+
+
+def test_a_correction_from_the_second_looks_larger_box_moves_the_proposal_to_the_same_place():
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 200, (8, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
+    larger = fer.mtcnn.enlarge(boxes, 0.15)
+    sides, larger_sides = boxes[:, 2:4] - boxes[:, 0:2] + 1, larger[:, 2:4] - larger[:, 0:2] + 1
+    np.testing.assert_allclose(larger_sides, sides * 1.15)  # 15% larger...
+    np.testing.assert_allclose(larger[:, 0:2] + larger[:, 2:4], boxes[:, 0:2] + boxes[:, 2:4])  # ...same centre
+    regression = rng.uniform(-0.2, 0.2, (8, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        fer.mtcnn.correct(larger, regression)[:, :4],
+        fer.mtcnn.correct(boxes, fer.mtcnn.correction_of_enlarged(regression, 0.15))[:, :4],
+        atol=1e-3,
+    )
