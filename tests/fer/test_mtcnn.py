@@ -189,3 +189,25 @@ def test_a_correction_from_the_second_looks_larger_box_moves_the_proposal_to_the
         fer.mtcnn.correct(boxes, fer.mtcnn.correction_of_enlarged(regression, 0.15))[:, :4],
         atol=1e-3,
     )
+
+
+def test_r_nets_second_look_lets_a_narrowly_rejected_tight_proposal_through(detector, monkeypatch):
+    photo = data.astronaut()
+    face = detector.detections(photo)[0].box
+    pyramids, _ = detector._propose([detector._working_copy(photo)[0]])
+
+    def proposal(share):  # a square `share` of the face's width around its centre: tighter than a head
+        x, y, w, h = face
+        half = share * w / 2
+        return np.array([[x + w / 2 - half, y + h / 2 - half, x + w / 2 + half, y + h / 2 + half, 1.0]])
+
+    def refined(share):
+        (boxes,) = detector._refine(pyramids, [proposal(share)])
+        return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1, _ in boxes]
+
+    # R-Net scores the 70% square 0.15 (rejected), the same square 15% larger 0.92.
+    (passed,) = refined(0.7)
+    assert box_iou(face, passed) > 0.5  # the larger view's correction, moved back onto the proposal
+    assert refined(0.5) == []  # scored under the floor: no second look, and it stays out
+    monkeypatch.setattr(fer.mtcnn, "SECOND_LOOK_FLOOR", 1.0)  # the paper's cascade
+    assert refined(0.7) == []
