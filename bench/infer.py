@@ -71,7 +71,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     engines = {name: load_engine(name, args) for name in args.backends}
-    card, tta = next(iter(engines.values())).card, next(iter(engines.values())).tta
+    first = next(iter(engines.values()))
+    card, tta = first.card, first.tta
     print(f"model {card.name} ({card.arch}), tta {tta}" + ("" if args.tta else " (the card's default)"))
     print(f"machine: {describe_device(device)}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("engines: " + ", ".join(f"{name} = {p.backend} {p.precision}" for name, p in engines.items()))
