@@ -17,9 +17,10 @@ The cascade, as the paper and facenet-pytorch run it:
    PYRAMID_FACTOR times that) and proposes a box wherever a 12x12 window scores over the first
    threshold; proposals are merged by non-maximum suppression per scale, then across scales,
    corrected by P-Net's regression, and squared.
-2. R-Net scores each proposal again from a 24x24 crop, and corrects it. (fer departs from the paper
-   here: a proposal R-Net narrowly rejects gets a second look at a slightly larger box; SECOND_LOOK.)
+2. R-Net scores each proposal again from a 24x24 crop, and corrects it.
 3. O-Net does the same from a 48x48 crop and also gives five keypoints (eyes, nose, mouth corners).
+fer departs from the paper in stages 2 and 3: a proposal R-Net or O-Net narrowly rejects is looked at
+again on a slightly larger box (WIDER_LOOKS).
 Crops that reach past the image are padded with black, as the paper's code does.
 
 `detections_many` runs the cascade over several images at once: P-Net once per pyramid level over
@@ -62,17 +63,23 @@ KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")  # as
 # 86.4%, with the same 0.65 false faces per 100 photos; (0.5, 0.5, 0.6) found 90.2% but with 1.35.
 THRESHOLDS = (0.5, 0.5, 0.8)
 PYRAMID_FACTOR = 0.709  # each pyramid level's scale over the last: about 1/sqrt(2), halving the area
-MIN_FACE = 40  # pixels; bench/faces.py found as many faces of 48 px and more as with 20, 1.8x faster
-# The two settings below were chosen together on the 600 tuning scenes (docs/benchmarks.md): 696 of
-# 786 faces found instead of the paper's cascade's 686, with the same false faces, at the same speed.
+# Pixels. FER2013's crops are 48 px: a smaller face holds less than the classifier learned from. On the
+# tuning scenes 48 found 707 of 786 faces against 702 with 40 (the pyramid's scales fall differently;
+# of the faces under 72 px, 180 of 210 against 182), and detection was 15% faster (docs/benchmarks.md).
+MIN_FACE = 48
+# The settings below were chosen on the 600 tuning scenes (docs/benchmarks.md): 702 of 786 faces found
+# instead of the paper's cascade's 686, with the same false faces, at about the same speed.
 # P-Net's proposals at one pyramid level are merged when they overlap by more than this (IoU). The
 # paper's 0.5 keeps windows 4 pixels apart, whose IoU is exactly 0.5; merging them too sends a fifth
-# fewer crops to R-Net, which pays for the second look.
+# fewer crops to R-Net, which pays for the wider looks.
 LEVEL_NMS = 0.45
-# R-Net's second look: a proposal it rejects narrowly (score above the floor, not above its threshold)
-# is scored again as a box this much larger around the same centre, and the better view counts.
-# Tight crops whose outline is cut off pass more often with a little more around them.
-SECOND_LOOK, SECOND_LOOK_FLOOR = 0.15, 0.1
+# Wider looks: a proposal R-Net or O-Net rejects narrowly (a score above the stage's floor, not above
+# its threshold) is scored again on a box the first share larger around the same centre, and the
+# better view counts: its score, its correction of the box and its keypoints. While a wider look raises
+# the score but not past the threshold, the next share follows. Tight crops whose outline is cut off
+# pass more often with a little more around them.
+WIDER_LOOKS = {"rnet": (0.15, 0.3), "onet": (0.15,)}
+LOOK_AGAIN_FLOOR = {"rnet": 0.1, "onet": 0.3}
 P_NET_CELL, P_NET_STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels of the scaled image
 CROPS_PER_RUN = 64  # R-Net and O-Net inputs per ONNX Runtime run (see _run_on_crops)
 CROPS_PER_GPU_RUN = 1024  # the same on a GPU, where a small batch leaves it idle
@@ -368,7 +375,7 @@ class MtcnnFaceDetector:
         if not sum(map(len, boxes)):
             return boxes
         refined = []
-        outputs = self._second_look(pyramids, boxes, self._run_on_crops("rnet", pyramids, boxes, 24))
+        outputs = self._look("rnet", pyramids, boxes, 24)
         for image_boxes, (regression, face) in zip(boxes, outputs):
             keep = face[:, 1] > self.thresholds[1]
             kept = np.concatenate([image_boxes[keep, :4], face[keep, 1:2]], 1)
@@ -376,32 +383,37 @@ class MtcnnFaceDetector:
             refined.append(square(correct(kept[picked], regression[keep][picked])))
         return refined
 
-    def _second_look(
-        self, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray], outputs: list[list[np.ndarray]]
+    def _look(
+        self, network: str, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray], side: int
     ) -> list[list[np.ndarray]]:
-        """R-Net's outputs (regression, face) per image, where each narrowly rejected proposal seen again
-        SECOND_LOOK larger scored better there: that view's score, and its correction of the box."""
-        narrow = [(face[:, 1] > SECOND_LOOK_FLOOR) & (face[:, 1] <= self.thresholds[1]) for _, face in outputs]
-        if not any(rows.any() for rows in narrow):
-            return outputs
-        larger = [enlarge(image_boxes[rows], SECOND_LOOK) for image_boxes, rows in zip(boxes, narrow)]
-        improved = []
-        for (regression, face), rows, (again_regression, again_face) in zip(
-            outputs, narrow, self._run_on_crops("rnet", pyramids, larger, 24)
-        ):
-            regression, face, rows = regression.copy(), face.copy(), np.flatnonzero(rows)
-            better = again_face[:, 1] > face[rows, 1]
-            face[rows[better]] = again_face[better]
-            regression[rows[better]] = correction_of_enlarged(again_regression[better], SECOND_LOOK)
-            improved.append([regression, face])
-        return improved
+        """R-Net's or O-Net's outputs (in HEADS order) for each image's boxes, from `side`-pixel crops;
+        where a narrowly rejected box seen wider (WIDER_LOOKS) scored better, that view's outputs, as
+        seen from the box itself."""
+        outputs = self._run_on_crops(network, pyramids, boxes, side)
+        heads = [name for name, _, _ in HEADS[network]]
+        at = heads.index("face")
+        threshold = self.thresholds[1 if network == "rnet" else 2]
+        looking = [(out[at][:, 1] > LOOK_AGAIN_FLOOR[network]) & (out[at][:, 1] <= threshold) for out in outputs]
+        for share in WIDER_LOOKS[network]:
+            if not any(rows.any() for rows in looking):
+                break
+            wider = [enlarge(image_boxes[rows], share) for image_boxes, rows in zip(boxes, looking)]
+            for image_outputs, rows, seen in zip(outputs, looking, self._run_on_crops(network, pyramids, wider, side)):
+                indices = np.flatnonzero(rows)
+                raised = seen[at][:, 1] > image_outputs[at][indices, 1]
+                better = indices[raised]
+                for head, output, wider_output in zip(heads, image_outputs, seen):
+                    output[better] = as_seen_from_proposal(head, wider_output[raised], share)
+                rows[:] = False  # the next, wider look: for those this one raised, but not past the threshold
+                rows[better] = image_outputs[at][better, 1] <= threshold
+        return outputs
 
     def _finish(self, pyramids: list[list[np.ndarray]], boxes: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Stage 3: each image's final boxes (N, 5) and keypoints (N, 5, 2) from O-Net, best first."""
         if not sum(map(len, boxes)):
             return [(image_boxes[:, :5], np.zeros((0, len(KEYPOINTS), 2), np.float32)) for image_boxes in boxes]
         finished = []
-        for image_boxes, (regression, points, face) in zip(boxes, self._run_on_crops("onet", pyramids, boxes, 48)):
+        for image_boxes, (regression, points, face) in zip(boxes, self._look("onet", pyramids, boxes, 48)):
             keep = face[:, 1] > self.thresholds[2]
             kept = np.concatenate([image_boxes[keep, :4], face[keep, 1:2]], 1)
             sides = kept[:, 2:4] - kept[:, 0:2] + 1
@@ -488,6 +500,16 @@ def correction_of_enlarged(regression: np.ndarray, share: float) -> np.ndarray:
     """A correction (N, 4) found for `enlarge(boxes, share)`, as the same move of `boxes` themselves:
     correct(enlarge(b, s), r) and correct(b, correction_of_enlarged(r, s)) give the same corners."""
     return regression * (1 + share) + np.array([-share, -share, share, share], np.float32) / 2
+
+
+def as_seen_from_proposal(head: str, values: np.ndarray, share: float) -> np.ndarray:
+    """A head's outputs for `enlarge(boxes, share)`, as outputs for `boxes` themselves: corrections and
+    keypoints are given in box sides from the box's corner, scores need nothing."""
+    if head == "regression":
+        return correction_of_enlarged(values, share)
+    if head == "keypoints":  # x of each point, then y: at p of the wider box is at p * (1 + share) - share / 2
+        return values * (1 + share) - share / 2
+    return values
 
 
 def square(boxes: np.ndarray) -> np.ndarray:

@@ -175,7 +175,7 @@ def test_crops_cut_from_the_pyramid_match_crops_cut_from_the_photo():
         assert (from_pyramid[2, -side // 4 :, : side // 4] == 0).all()  # past the image's corner: black
 
 
-def test_a_correction_from_the_second_looks_larger_box_moves_the_proposal_to_the_same_place():
+def test_a_correction_from_a_wider_looks_box_moves_the_proposal_to_the_same_place():
     rng = np.random.default_rng(0)
     corners = rng.uniform(0, 200, (8, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
@@ -191,7 +191,7 @@ def test_a_correction_from_the_second_looks_larger_box_moves_the_proposal_to_the
     )
 
 
-def test_r_nets_second_look_lets_a_narrowly_rejected_tight_proposal_through(detector, monkeypatch):
+def test_r_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through(detector, monkeypatch):
     photo = data.astronaut()
     face = detector.detections(photo)[0].box
     pyramids, _ = detector._propose([detector._working_copy(photo)[0]])
@@ -205,9 +205,61 @@ def test_r_nets_second_look_lets_a_narrowly_rejected_tight_proposal_through(dete
         (boxes,) = detector._refine(pyramids, [proposal(share)])
         return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1, _ in boxes]
 
-    # R-Net scores the 70% square 0.15 (rejected), the same square 15% larger 0.92.
+    # R-Net scores the 70% square 0.35 (rejected), the same square 15% larger 0.99.
     (passed,) = refined(0.7)
     assert box_iou(face, passed) > 0.5  # the larger view's correction, moved back onto the proposal
-    assert refined(0.5) == []  # scored under the floor: no second look, and it stays out
-    monkeypatch.setattr(fer.mtcnn, "SECOND_LOOK_FLOOR", 1.0)  # the paper's cascade
+    assert refined(0.5) == []  # scored 0.08, under the floor: no wider look, and it stays out
+    # The 60% square: 0.20, 15% larger 0.35 (raised, still rejected), 30% larger 0.96.
+    (passed,) = refined(0.6)
+    assert box_iou(face, passed) > 0.5
+    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (0.15,), "onet": (0.15,)})
+    assert refined(0.6) == []  # without the second, wider look it stays out
+    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
     assert refined(0.7) == []
+
+
+def test_keypoints_from_a_wider_looks_box_are_the_same_points_seen_from_the_proposal():
+    rng = np.random.default_rng(1)
+    corners = rng.uniform(0, 200, (8, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
+    wider = fer.mtcnn.enlarge(boxes, 0.15)
+    points = rng.uniform(0, 1, (8, 10)).astype(np.float32)  # O-Net's: x of five points, then y, in box sides
+
+    def in_pixels(boxes, points):  # as MtcnnFaceDetector._finish places them
+        sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        return np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + boxes[:, None, :2]
+
+    np.testing.assert_allclose(
+        in_pixels(boxes, fer.mtcnn.as_seen_from_proposal("keypoints", points, 0.15)),
+        in_pixels(wider, points),
+        atol=1e-3,
+    )
+
+
+def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_its_keypoints(detector, monkeypatch):
+    photo = data.astronaut()
+    (face,) = detector.detections(photo)
+    pyramids, _ = detector._propose([detector._working_copy(photo)[0]])
+    x, y, w, h = face.box
+
+    def proposal(share):  # a square `share` of the face's width around its centre: tighter than a head
+        half = share * w / 2
+        return np.array([[x + w / 2 - half, y + h / 2 - half, x + w / 2 + half, y + h / 2 + half, 1.0]])
+
+    def finished(share):  # O-Net's faces and their keypoints from that one proposal
+        ((boxes, keypoints),) = detector._finish(pyramids, [proposal(share)])
+        return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1, _ in boxes], keypoints
+
+    # O-Net scores the 65% square 0.59 (rejected at 0.8), the same square 15% larger 0.99.
+    (passed,), (keypoints,) = finished(0.65)
+    assert box_iou(face.box, passed) > 0.5
+    # Its keypoints are where O-Net puts them in the wider box, and on the face.
+    wider = fer.mtcnn.enlarge(proposal(0.65), 0.15)
+    ((_, points, _),) = detector._run_on_crops("onet", pyramids, [wider], 48)
+    sides = wider[:, 2:4] - wider[:, 0:2] + 1
+    seen = np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + wider[:, None, :2] - 1
+    np.testing.assert_allclose(keypoints, seen[0], atol=1e-2)
+    assert np.abs(keypoints - face.keypoints).max() < 0.05 * w
+    assert finished(0.625)[0] == []  # scored 0.08, under the floor: no wider look, and it stays out
+    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
+    assert finished(0.65)[0] == []
