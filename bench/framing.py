@@ -92,7 +92,9 @@ def main() -> None:
         figures = {"framing": {"fitted_on_faces": count, "fitted": vars(fitted), "shipped": vars(shipped)}}
         for label, framing in (("before", Framing()), ("fitted", fitted), ("shipped", shipped)):
             detector.framing = framing
-            figures["framing"][f"end_to_end_{label}"] = measure(predictor, scenes)["end_to_end_accuracy"]
+            figures["framing"][f"end_to_end_{label}"] = measure(predictor, scenes, validation.images)[
+                "end_to_end_accuracy"
+            ]
         rows = [("framing", fitted, shipped, figures["framing"])]
         if shipped_alignment is not None:  # a detector that finds eyes and mouth: align, after framing
             detector.framing = shipped
@@ -105,7 +107,9 @@ def main() -> None:
             figures["alignment"]["end_to_end_before"] = figures["framing"]["end_to_end_shipped"]
             for label, alignment in (("fitted", aligned), ("shipped", shipped_alignment)):
                 detector.alignment = alignment
-                figures["alignment"][f"end_to_end_{label}"] = measure(predictor, scenes)["end_to_end_accuracy"]
+                figures["alignment"][f"end_to_end_{label}"] = measure(predictor, scenes, validation.images)[
+                    "end_to_end_accuracy"
+                ]
             rows.append(("alignment", aligned, shipped_alignment, figures["alignment"]))
         report["detectors"][name] = figures
         for kind, fit, ship, row in rows:
