@@ -6,6 +6,7 @@ how many photos a second it prepares (issue 11).
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors haar haar-equalized --json out.json
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn --without lighting jpeg
     python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn --edges soft
+    python bench/faces.py --data ../shared/data/fer2013.zip --detectors mtcnn haar --alone   # and the ceiling
 
 Per detector, over the same scenes:
 - found: truth faces matched by a detected box with IoU >= 0.3 (each box matches one face at most);
@@ -15,7 +16,10 @@ Per detector, over the same scenes:
 - found: photo / found: bare: the classifier on the faces found, as cut from the photo and as bare
   crops; their difference is what the photo itself costs (lighting, JPEG, resampling, framing);
 - photos/s: decoding and Predictor.find_faces, one thread, median of --runs passes over the first
-  --speed-scenes scenes after one warm-up pass.
+  --speed-scenes scenes after one warm-up pass;
+- with --alone, found alone: the faces the detector finds each by itself, at its size in the scene,
+  upright, on a plain background, with no lighting or JPEG: the ceiling of its found rate on these
+  faces; and of those: how many of these it finds in the photos.
 The classifier is the shipped model with its default TTA (the default configuration) unless --weights
 and --tta say otherwise. Boxes are those
 Predictor.find_faces reports: framed as FER2013 frames faces, and for MTCNN those of its eye-level
@@ -75,15 +79,19 @@ def match(truths: list, boxes: list) -> tuple[dict[int, int], int]:
     return matched, len(boxes) - len(used)
 
 
-def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> dict:
+def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray, alone: list[bool] | None = None) -> dict:
+    """The figures above; with `alone` (per truth face in scene order: did the detector find it alone,
+    see `found_alone`), also how many of the faces it can find at all it finds in the photos."""
     truth_count = right = false_faces = 0
     found_indices, found_labels = [], []  # the found faces, to classify their bare crops too
+    found_flags = []  # per truth face, in scene order
     for scene in scenes:
         boxes, crops = predictor.find_faces(decode(scene))
         truths = [face.box for face in scene.faces]
         matched, unmatched = match(truths, boxes)
         false_faces += unmatched
         truth_count += len(truths)
+        found_flags += [t in matched for t in range(len(truths))]
         if matched:
             probabilities = predictor.predict_pixels(crops[list(matched.values())])
             labels = [scene.faces[t].label for t in matched]
@@ -94,7 +102,7 @@ def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> dic
     bare_right = (
         (predictor.predict_pixels(faces[found_indices]).argmax(1) == np.array(found_labels)).sum() if found else 0
     )
-    return {
+    figures = {
         "faces": truth_count,
         "found": found / truth_count,
         "false_faces_per_100_photos": 100 * false_faces / len(scenes),
@@ -104,6 +112,35 @@ def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> dic
         # JPEG, framing) costs the classifier is this minus accuracy_of_found.
         "bare_accuracy_of_found": float(bare_right) / max(found, 1),
     }
+    if alone is not None:
+        findable = sum(alone)
+        figures["found_alone"] = findable / truth_count
+        figures["found_of_found_alone"] = sum(a and f for a, f in zip(alone, found_flags)) / max(findable, 1)
+    return figures
+
+
+def alone_photo(face: np.ndarray, side: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A face by itself: scaled to `side` as in its scene, upright, on a plain background of its own
+    mean grey, half its side (24 px at least) all round; as RGB, with its box."""
+    margin = max(side // 2, 24)
+    photo = np.full((side + 2 * margin, side + 2 * margin), round(float(face.mean())), np.uint8)
+    photo[margin : margin + side, margin : margin + side] = cv2.resize(
+        face, (side, side), interpolation=cv2.INTER_LINEAR
+    )
+    return cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB), (margin, margin, side, side)
+
+
+def found_alone(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> list[bool]:
+    """Per truth face, in scene order: does the detector find it with nothing else in the picture, no
+    turn, light or JPEG? What it cannot find there (FER2013 holds profiles, hands over faces, crops
+    that cut most of the face away), no photo will make it find: the ceiling of its found rate."""
+    flags = []
+    for scene in scenes:
+        for face in scene.faces:
+            photo, box = alone_photo(faces[face.index], face.box[2])
+            boxes, _ = predictor.find_faces(photo)
+            flags.append(any(box_iou(box, found) >= MATCH_IOU for found in boxes))
+    return flags
 
 
 def bare_crop_accuracy(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) -> float:
@@ -140,6 +177,9 @@ def main() -> None:
     )
     parser.add_argument("--weights", help="the classifier: weights or a checkpoint (default: the shipped model)")
     parser.add_argument("--tta", choices=TTA_MODES, help="default: the model card's")
+    parser.add_argument(
+        "--alone", action="store_true", help="also find each face alone on a plain background: the ceiling"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -165,10 +205,12 @@ def main() -> None:
     print(
         f"{'detector':<20}{'found':>8}{'false/100':>11}{'end to end':>12}{'bare crops':>12}"
         f"{'found: photo':>14}{'found: bare':>13}{'photos/s':>10}"
+        + (f"{'found alone':>13}{'of those':>11}" if args.alone else "")
     )
     for name in args.detectors:
         predictor = load(DETECTORS[name]())
-        figures = measure(predictor, scenes, validation.images) | {"bare_crop_accuracy": bare}
+        alone = found_alone(predictor, scenes, validation.images) if args.alone else None
+        figures = measure(predictor, scenes, validation.images, alone) | {"bare_crop_accuracy": bare}
         figures["photos_per_second"] = photos_per_second(predictor, scenes[: args.speed_scenes], args.runs)
         figures["tta"] = predictor.tta
         report["detectors"][name] = figures
@@ -177,6 +219,7 @@ def main() -> None:
             f"{figures['end_to_end_accuracy']:>12.1%}{figures['bare_crop_accuracy']:>12.1%}"
             f"{figures['accuracy_of_found']:>14.1%}{figures['bare_accuracy_of_found']:>13.1%}"
             f"{figures['photos_per_second']:>10.1f}"
+            + (f"{figures['found_alone']:>13.1%}{figures['found_of_found_alone']:>11.1%}" if args.alone else "")
         )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -33,7 +33,7 @@ def test_the_detection_benchmark_reports_each_detector_on_the_same_scenes(astron
     out = tmp_path / "faces.json"
     result = run_python(
         "bench/faces.py", "--data", str(astronaut_archive), "--scenes", "6", "--detectors", "mtcnn", "haar",
-        "--speed-scenes", "2", "--runs", "1", "--json", str(out),
+        "--speed-scenes", "2", "--runs", "1", "--alone", "--json", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -43,6 +43,11 @@ def test_the_detection_benchmark_reports_each_detector_on_the_same_scenes(astron
     assert 0 <= mtcnn["end_to_end_accuracy"] <= mtcnn["found"]
     assert mtcnn["photos_per_second"] > 0
     assert report["detectors"]["haar"]["faces"] == mtcnn["faces"]  # the same scenes for both
+    # Alone on a plain background MTCNN finds every one of the astronaut's faces, so of those it finds
+    # in the photos what it finds of all.
+    assert mtcnn["found_alone"] == 1.0
+    assert mtcnn["found_of_found_alone"] == mtcnn["found"]
+    assert 0 <= report["detectors"]["haar"]["found_of_found_alone"] <= 1
     assert "mtcnn" in result.stdout and "haar" in result.stdout
 
 
