@@ -14,6 +14,7 @@ axes, in eye-to-mouth distances.
 """
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def main() -> None:
         if shipped_alignment is not None:  # a detector that finds eyes and mouth: align, after framing
             detector.framing = shipped
             aligned, count = fit_alignment(detector, fit_scenes)
+            aligned = dataclasses.replace(aligned, kept_tilt=shipped_alignment.kept_tilt)  # chosen, not fitted
             figures["alignment"] = {
                 "fitted_on_faces": count,
                 "fitted": vars(aligned),

@@ -102,6 +102,31 @@ def test_alignment_crops_an_upright_face_as_its_square_and_turns_a_tilted_one_up
     assert _correlation(to_gray48(turned[143:293, 245:395]), crop) < 0.8  # what framing alone would see
 
 
+def test_alignment_keeps_the_share_of_a_tilt_it_is_told_to_keep():
+    from fer.preprocess import to_gray48
+
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (480, 640)).astype(np.float32), (0, 0), 3)
+    gray = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    eyes, mouth = np.array([320.0, 200.0]), np.array([320.0, 260.0])
+
+    def tilted(degrees):  # the picture turned about the eyes, and where the mouth went
+        turn = cv2.getRotationMatrix2D(tuple(eyes), degrees, 1.0)
+        return cv2.warpAffine(gray, turn, (640, 480), flags=cv2.INTER_LINEAR), turn @ np.append(mouth, 1.0)
+
+    def crop(picture, mouth_there, kept_tilt):
+        return Alignment(side=2.5, right=0.0, down=0.3, kept_tilt=kept_tilt).crop(picture, eyes, mouth_there)
+
+    by_20, mouth_20 = tilted(20)
+    by_10, mouth_10 = tilted(10)
+    kept, box = crop(by_20, mouth_20, 1.0)  # all of it kept: the square as the picture shows it
+    x, y, w, h = box
+    assert _correlation(kept, to_gray48(by_20[y : y + h, x : x + w])) > 0.95
+    assert _correlation(crop(by_20, mouth_20, 0.5)[0], crop(by_10, mouth_10, 1.0)[0]) > 0.95  # half of 20
+    assert _correlation(crop(by_20, mouth_20, 0.0)[0], crop(gray, mouth, 0.0)[0]) > 0.95  # none: upright
+    assert _correlation(crop(by_20, mouth_20, 0.5)[0], crop(gray, mouth, 0.0)[0]) < 0.9
+
+
 def test_alignment_at_the_image_edge_repeats_edge_pixels_and_clips_the_box():
     gray = np.full((100, 120), 77, np.uint8)
     crop, box = Alignment(side=2.5, right=0.0, down=0.3).crop(gray, np.array([5.0, 5.0]), np.array([5.0, 45.0]))
