@@ -422,11 +422,7 @@ class MtcnnFaceDetector:
         for image_boxes, (regression, points, face) in zip(boxes, self._look("onet", pyramids, boxes, 48)):
             keep = face[:, 1] > self.thresholds[2]
             kept = np.concatenate([image_boxes[keep, :4], face[keep, 1:2]], 1)
-            sides = kept[:, 2:4] - kept[:, 0:2] + 1
-            points = points[keep]
-            keypoints = (
-                np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + kept[:, np.newaxis, :2] - 1
-            )
+            keypoints = keypoints_in_pixels(kept, points[keep])
             kept = correct(kept, regression[keep])
             picked = nms(kept[:, :4], kept[:, 4], 0.7, by_smaller=True)
             finished.append((kept[picked], keypoints[picked]))
@@ -506,6 +502,13 @@ def correction_of_enlarged(regression: np.ndarray, share: float) -> np.ndarray:
     """A correction (N, 4) found for `enlarge(boxes, share)`, as the same move of `boxes` themselves:
     correct(enlarge(b, s), r) and correct(b, correction_of_enlarged(r, s)) give the same corners."""
     return regression * (1 + share) + np.array([-share, -share, share, share], np.float32) / 2
+
+
+def keypoints_in_pixels(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """O-Net's (N, 10) keypoints (x of the five, then y, in box sides from the box's corner) for boxes
+    (N, 4+) as (N, 5, 2) x, y in the image's pixels, counted as the paper's code counts them."""
+    sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
+    return np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + boxes[:, np.newaxis, :2] - 1
 
 
 def as_seen_from_proposal(head: str, values: np.ndarray, share: float) -> np.ndarray:

@@ -224,14 +224,9 @@ def test_keypoints_from_a_wider_looks_box_are_the_same_points_seen_from_the_prop
     boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
     wider = fer.mtcnn.enlarge(boxes, 0.15)
     points = rng.uniform(0, 1, (8, 10)).astype(np.float32)  # O-Net's: x of five points, then y, in box sides
-
-    def in_pixels(boxes, points):  # as MtcnnFaceDetector._finish places them
-        sides = boxes[:, 2:4] - boxes[:, 0:2] + 1
-        return np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + boxes[:, None, :2]
-
     np.testing.assert_allclose(
-        in_pixels(boxes, fer.mtcnn.as_seen_from_proposal("keypoints", points, 0.15)),
-        in_pixels(wider, points),
+        fer.mtcnn.keypoints_in_pixels(boxes, fer.mtcnn.as_seen_from_proposal("keypoints", points, 0.15)),
+        fer.mtcnn.keypoints_in_pixels(wider, points),
         atol=1e-3,
     )
 
@@ -256,9 +251,7 @@ def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_
     # Its keypoints are where O-Net puts them in the wider box, and on the face.
     wider = fer.mtcnn.enlarge(proposal(0.65), 0.15)
     ((_, points, _),) = detector._run_on_crops("onet", pyramids, [wider], 48)
-    sides = wider[:, 2:4] - wider[:, 0:2] + 1
-    seen = np.stack([points[:, :5] * sides[:, :1], points[:, 5:] * sides[:, 1:]], 2) + wider[:, None, :2] - 1
-    np.testing.assert_allclose(keypoints, seen[0], atol=1e-2)
+    np.testing.assert_allclose(keypoints, fer.mtcnn.keypoints_in_pixels(wider, points)[0], atol=1e-2)
     assert np.abs(keypoints - face.keypoints).max() < 0.05 * w
     assert finished(0.625)[0] == []  # scored 0.08, under the floor: no wider look, and it stays out
     monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
