@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fer.device import describe_device, resolve_device
 from fer.models import ARCHITECTURES, build_model
-from training.train import autocast_context
+from training.precision import autocast_context
 
 
 def step_seconds(model, optimizer, pixels, labels, amp: str, device: torch.device) -> float:

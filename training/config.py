@@ -16,7 +16,7 @@ from fer.errors import FerError, OneLineArgumentParser
 from fer.models import ARCHITECTURES
 from training.augment import MIX_MODES, AugmentConfig
 
-AMP_MODES = ("bf16", "fp16", "off")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 
 
@@ -42,7 +42,10 @@ class TrainConfig:
     distill_temperature: float = 2.0
     grad_clip: float = 5.0  # max global gradient norm (after unscaling with fp16)
     ema_decay: float = 0.999  # weights averaged every step; the average is evaluated and exported
-    amp: str = "bf16"  # bf16 autocast (GPU and CPU), fp16 autocast with GradScaler, or off (fp32)
+    # auto: bf16 where the hardware computes in it (GPUs, CPUs with AVX-512 BF16 or AMX), else fp32
+    # (fp16 on GPUs without bf16); bf16 autocast, fp16 autocast with GradScaler, or off (fp32).
+    # Chosen again at every resume (training.precision), so config.json keeps what was asked for.
+    amp: str = "auto"
     device: str = "auto"  # auto picks CUDA, then MPS, then CPU
     max_samples: int | None = None  # stratified training subset, for smoke runs
     out: str = "runs/train"  # receives last.pt, best.pt, config.json, metrics.jsonl, tensorboard/

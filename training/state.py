@@ -17,6 +17,7 @@ from fer.labels import EMOTIONS
 from fer.models import build_model
 from training.config import TrainConfig
 from training.ema import ExponentialMovingAverage
+from training.precision import choose_amp
 
 
 @dataclass
@@ -42,7 +43,7 @@ class TrainingState:
             ema=ExponentialMovingAverage(model, config.ema_decay),
             optimizer=optimizer,
             scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps)),
-            scaler=torch.amp.GradScaler(device.type, enabled=config.amp == "fp16"),
+            scaler=torch.amp.GradScaler(device.type, enabled=choose_amp(config.amp, device).mode == "fp16"),
         )
 
     def restore(self, checkpoint: dict) -> None:
@@ -51,7 +52,9 @@ class TrainingState:
         self.ema.load_state_dict(checkpoint["ema"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.scaler.load_state_dict(checkpoint["scaler"])
+        if checkpoint["scaler"] or not self.scaler.is_enabled():
+            # A leg that trained without fp16 saved an empty scaler; one in fp16 now starts a fresh one.
+            self.scaler.load_state_dict(checkpoint["scaler"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         self.epoch, self.best_accuracy = checkpoint["epoch"], checkpoint["best_accuracy"]
 

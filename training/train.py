@@ -21,7 +21,6 @@ import random
 import shutil
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from fer.cpu import cpu_info
 from fer.datasets import (
     ALL,
     TRAIN,
@@ -57,6 +57,7 @@ from training.distributed import (
     restarted_by_torchrun,
 )
 from training.ema import ExponentialMovingAverage
+from training.precision import autocast_context, choose_amp
 from training.run_log import RunLog
 from training.state import TrainingState
 
@@ -70,6 +71,10 @@ RESUME_MAY_CHANGE = (
 )  # fmt: skip
 # What makes a folder hold a run: fer never writes over these without --resume or --overwrite.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
+# Fields a resumed run takes from the command line when they are given there. The precision is the
+# machine's business, not the schedule's: a leg on another machine may train in what runs fast there
+# (auto, the default, chooses again by itself).
+RESUME_MAY_CHANGE_WHEN_GIVEN = ("amp",)
 HELD_OUT_SHARE = 0.1  # of a dataset without a validation split, held out to validate on
 
 
@@ -146,8 +151,14 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     missing = [emotion for emotion, count in train_set.class_counts().items() if count == 0]
     if missing:
         log.warning(f"no training faces of {', '.join(missing)}: the model will never learn to predict them")
-    if config.amp == "fp16" and device.type == "cpu":
+    amp = choose_amp(config.amp, device)
+    if amp.mode == "fp16" and device.type == "cpu":
         log.warning("--amp fp16 on a CPU is emulated and very slow (13 img/s here, against about 400 with bf16)")
+    elif amp.mode == "bf16" and device.type == "cpu" and not cpu_info().has_native_bf16:
+        log.warning(
+            f"--amp bf16 on this CPU is emulated: {cpu_info().describe()} has no bf16 instructions, "
+            "and training runs about 10x slower than with --amp off (or auto)"
+        )
     train, val = DeviceSplit.of(train_set, device, soft_targets), DeviceSplit.of(val_set, device)
     steps_per_epoch = len(train_set) // (config.batch_size * context.world_size)
     if steps_per_epoch == 0:
@@ -176,7 +187,7 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         log.info(
             f"training {config.arch} on {len(train_set)} images ({len(val_set)} validation), "
             f"{context.world_size} process(es) on {device.type}"
-            f"{f' ({context.backend})' if context.backend else ''}, amp {config.amp}, "
+            f"{f' ({context.backend})' if context.backend else ''}, amp {amp.mode} ({amp.reason}), "
             f"{steps_per_epoch} steps/epoch of {config.batch_size} x {context.world_size}"
         )
 
@@ -314,14 +325,6 @@ def evaluate_accuracy(
 # ---------------------------------------------------------------- helpers
 
 
-def autocast_context(amp: str, device: torch.device) -> AbstractContextManager:
-    """The --amp mode as a context: bf16 or fp16 autocast on `device`, or nothing for "off"."""
-    if amp == "off":
-        return nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _claim_run_folder(out: Path, config: TrainConfig, context: DistributedContext) -> None:
     """Refuse to write over a run that is already in `out`, unless told to continue it (--resume,
     or a worker restarted by torchrun) or to replace it (--overwrite)."""
@@ -358,12 +361,17 @@ def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:
     ignored = [
         name
         for name, value in requested.to_dict().items()
-        if name not in RESUME_MAY_CHANGE and asked_for(name) and value != saved.to_dict()[name]
+        if name not in RESUME_MAY_CHANGE + RESUME_MAY_CHANGE_WHEN_GIVEN
+        and asked_for(name)
+        and value != saved.to_dict()[name]
     ]
     if ignored:
         log.warning(f"resuming with the checkpoint's settings; ignoring changed {', '.join(ignored)}")
     for name in RESUME_MAY_CHANGE:
         setattr(saved, name, getattr(requested, name))
+    for name in RESUME_MAY_CHANGE_WHEN_GIVEN:
+        if asked_for(name):
+            setattr(saved, name, getattr(requested, name))
     return saved
 
 
