@@ -80,6 +80,11 @@ class ServedModel(BaseModel):
     backend: str = Field(
         description="the engine running the model", examples=["onnxruntime-int8", "onnxruntime", "torch"]
     )
+    engine_reason: str = Field(
+        description="why this engine runs here",
+        examples=["int8 is within 0.5% of float32 on validation and its 7-bit weights cannot saturate on any CPU"],
+    )
+    cpu: str = Field(description="the server's CPU and its instruction sets (fer.cpu)", examples=["AMD EPYC (AVX2)"])
     detector: str = Field(description="the face detector (FER_DETECTOR)", examples=["mtcnn", "haar", "blazeface"])
     version: str = Field(description="version of the fer package serving it")
     exported: str | None = None

@@ -31,6 +31,7 @@ from api.settings import Settings
 from api.uploads import open_image, to_array
 from fer import __version__
 from fer.card import ModelCard
+from fer.cpu import cpu_info
 from fer.predictor import Predictor, face_results
 from fer.preprocess import INPUT_SIZE
 
@@ -93,12 +94,13 @@ class InferenceService:
         await self._warm_up()
         self.ready = True
         logger.info(
-            "model %s ready on %s with %s (tta %s), face detector %s",
+            "model %s ready on %s with %s (tta %s), face detector %s; engine: %s",
             self.model_id,
             self.predictor.device,
             self.predictor.backend,
             self.tta,
             self.detector_name,
+            self.predictor.engine_reason,
         )
 
     async def _trim_after_work(self) -> None:
@@ -230,6 +232,8 @@ class InferenceService:
             "device": str(self.predictor.device),
             "precision": self.predictor.precision,
             "backend": self.predictor.backend,
+            "engine_reason": self.predictor.engine_reason,
+            "cpu": cpu_info().describe(),
             "detector": self.detector_name,
             "version": __version__,
             "exported": card.exported,

@@ -42,10 +42,18 @@ class TtaMetrics(_Part):
     n: int | None = Field(None, description="faces measured")
 
 
+class MeasuredOn(_Part):
+    """The CPU that measured a model's figures: int8 arithmetic differs between instruction sets."""
+
+    cpu: str = Field(examples=["AMD EPYC"])
+    isa: list[str] = Field(description="relevant instruction sets (fer.cpu)", examples=[["AVX2", "AVX-512", "VNNI"]])
+
+
 class Metrics(_Part):
     validation: dict[TtaMode, TtaMetrics] = Field(
         default_factory=dict, description="on FER2013's PublicTest split, per test-time augmentation mode"
     )
+    measured_on: MeasuredOn | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -69,11 +77,24 @@ class InputSpec(_Part):
     normalization: Normalization
 
 
+class Agreement(_Part):
+    """How closely the int8 variant follows the float32 model on validation faces (TTA none)."""
+
+    top1: float = Field(description="share of faces given the same emotion")
+    largest_probability_difference: float
+
+
 class Int8Variant(_Part):
     # Without a file and its sha256 there is no int8 variant to load (fer.onnx_runtime says so).
     file: str | None = Field(None, description="beside the weights", examples=["fer-v2.int8.onnx"])
     sha256: str | None = None
     method: str | None = None
+    weight_bits: int | None = Field(
+        None,
+        description="7: cannot saturate on any CPU; 8 (or absent, as in cards before 2026-12-03) needs VNNI "
+        "to run as measured (fer.cpu)",
+    )
+    agreement: Agreement | None = None
     metrics: Metrics = Field(default_factory=Metrics)
 
 

@@ -5,8 +5,9 @@ foreign .onnx can never change a prediction.
 
 The int8 variant (NAME.int8.onnx, see training.quantize) cannot match the float logits to 1e-3 by
 design. It is used only when its sha256 is the one the model card recorded beside its measured
-validation accuracy, and by default only when that accuracy holds: no TTA mode more than
-INT8_MAX_ACCURACY_DROP below the float model's.
+validation accuracy, and by default only when that accuracy holds on this CPU: no TTA mode more
+than INT8_MAX_ACCURACY_DROP below the float model's, and weights that cannot saturate here (7-bit
+weights anywhere; 8-bit ones, as in exports before 2026-12-03, only on a CPU with VNNI: fer.cpu).
 """
 
 import logging
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer.card import ModelCard
+from fer.cpu import CpuInfo, cpu_info
 from fer.device import cpu_threads
 from fer.preprocess import INPUT_SIZE
 
@@ -134,15 +136,38 @@ def int8_accuracy_holds(card: ModelCard) -> bool:
     return bool(drops) and max(drops) <= INT8_MAX_ACCURACY_DROP + 1e-9
 
 
-def load_default_int8_model(weights: str | os.PathLike, card: ModelCard) -> OnnxModel | None:
-    """The int8 model for backend "auto": None when there is none or its accuracy does not hold; a
-    damaged or changed file is logged and skipped, like a disagreeing float .onnx."""
+def int8_refusal(card: ModelCard, cpu: CpuInfo) -> str | None:
+    """Why backend "auto" does not run the card's int8 variant on `cpu`; None when it does."""
+    if card.int8 is None or not card.int8.file or not card.int8.sha256:
+        return "the model card names no int8 variant"
+    if not int8_accuracy_holds(card):
+        return f"the card shows the int8 variant more than {INT8_MAX_ACCURACY_DROP:.1%} below float32 on validation"
+    if (card.int8.weight_bits or 8) > 7 and not cpu.has_vnni:
+        # The card's figures came from a CPU whose kernels sum in int32; here pairs saturate in int16.
+        return (
+            f"the int8 variant has 8-bit weights, which saturate without VNNI ({cpu.describe()}); "
+            "fer export writes 7-bit ones that hold on every CPU"
+        )
+    return None
+
+
+def load_default_int8_model(
+    weights: str | os.PathLike, card: ModelCard, cpu: CpuInfo | None = None
+) -> tuple[OnnxModel | None, str]:
+    """The int8 model for backend "auto" on `cpu` (default: this one), with the reason for the choice:
+    None when there is none, its accuracy does not hold, or its weights would saturate here; a damaged
+    or changed file is logged and skipped, like a disagreeing float .onnx."""
     from fer.errors import WeightsError
 
-    if not int8_accuracy_holds(card):
-        return None
+    cpu = cpu or cpu_info()
+    refusal = int8_refusal(card, cpu)
+    if refusal is not None:
+        return None, refusal
     try:
-        return load_int8_model(weights, card)
+        model = load_int8_model(weights, card)
     except WeightsError as error:
         logger.warning("ignoring the int8 variant: %s", error)
-        return None
+        return None, f"the int8 variant was skipped: {error}"
+    bits = card.int8.weight_bits or 8
+    why = "7-bit weights cannot saturate on any CPU" if bits == 7 else "8-bit weights cannot saturate with VNNI"
+    return model, f"int8 is within {INT8_MAX_ACCURACY_DROP:.1%} of float32 on validation and its {why}"

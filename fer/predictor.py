@@ -61,9 +61,11 @@ class Predictor:
         batch_size: int = 256,
         onnx_model: OnnxModel | None = None,
         backend_name: str = "onnxruntime",
+        engine_reason: str = "",
     ):
         """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
-        as `backend_name`; `model` may then be None, and torch is never imported."""
+        as `backend_name`; `model` may then be None, and torch is never imported. `engine_reason`: why
+        this engine runs, for logs, `fer models` and /v1/model."""
         check_tta(tta)
         self.device = str(device)  # as torch names it: "cpu", "cuda:0", "mps"
         use_onnx = onnx_model is not None and self.device == "cpu"
@@ -77,6 +79,7 @@ class Predictor:
             self.forward = TorchEngine(model, self.device)  # what predict_pixels calls
             self.model = self.forward.model
         self.backend = backend_name if use_onnx else "torch"
+        self.engine_reason = engine_reason
         self.card = card
         self.tta = tta
         self.batch_size = batch_size
@@ -94,7 +97,7 @@ class Predictor:
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
         `tta` defaults to the card's `default_tta` (none for the shipped model: the README says why).
         `backend`: on a CPU, "auto" runs the int8 variant named in the card when its validation
-        accuracy holds (fer.onnx_runtime.int8_accuracy_holds), else the .onnx exported beside the
+        accuracy holds on this CPU (fer.onnx_runtime.int8_refusal), else the .onnx exported beside the
         weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
         float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
         the weights' tensors nor torch itself are loaded for it. `detector`: a FaceDetector, or a name
@@ -109,22 +112,36 @@ class Predictor:
         weights = weights if weights is not None else default_weights_path()
         if backend in ("onnx", "int8") and resolved != "cpu":
             raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.split(':')[0]}")
-        card = None
+        card, reason = None, f"asked for (backend {backend})"
+        if resolved != "cpu":
+            reason = f"PyTorch runs the model on {resolved.split(':')[0]}"
+        elif backend == "auto":
+            reason = "a training checkpoint has no int8 variant"
         if resolved == "cpu" and backend in ("auto", "int8") and not is_checkpoint(weights):
             card = read_card(weights)
-            int8 = load_int8_model(weights, card) if backend == "int8" else load_default_int8_model(weights, card)
+            if backend == "int8":
+                int8 = load_int8_model(weights, card)
+            else:
+                int8, reason = load_default_int8_model(weights, card)
             if int8 is not None:
                 return cls(
-                    None, card, resolved, tta or card.default_tta, detector, onnx_model=int8, backend_name=INT8_ENGINE
-                )
+                    None, card, resolved, tta or card.default_tta, detector, onnx_model=int8, backend_name=INT8_ENGINE,
+                    engine_reason=reason,
+                )  # fmt: skip
         model, card = load_model(weights, card)  # the card, if read above, is not read and hashed again
         onnx_model = None
         if backend == "int8":
             onnx_model = load_int8_model(weights, card)  # a checkpoint: this names the missing variant
         elif resolved == "cpu" and backend in ("auto", "onnx"):
             onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
+            if backend == "auto":
+                engine = "float32 ONNX Runtime" if onnx_model else "PyTorch float32 (no .onnx agrees with the weights)"
+                reason = f"{engine}, as {reason}"
         name = INT8_ENGINE if backend == "int8" else "onnxruntime"
-        return cls(model, card, resolved, tta or card.default_tta, detector, onnx_model=onnx_model, backend_name=name)
+        return cls(
+            model, card, resolved, tta or card.default_tta, detector, onnx_model=onnx_model, backend_name=name,
+            engine_reason=reason,
+        )  # fmt: skip
 
     @property
     def quantized(self) -> bool:

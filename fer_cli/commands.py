@@ -90,6 +90,15 @@ def run_models(args: argparse.Namespace) -> int:
     for name in ARCHITECTURES:
         summary = describe_model(name)
         print(f"{name:<14}{summary.parameters:>12,}{summary.flops_per_face / 1e6:>13,.0f}")
+    from fer.cpu import cpu_info
+
+    predictor = _load_predictor(args)
+    accuracy = predictor.validation_metrics.validation.get(predictor.tta)
+    shown = f", {accuracy.accuracy:.2%} on validation" if accuracy and accuracy.accuracy is not None else ""
+    print(f"\n{predictor.card.name} ({predictor.card.arch}, tta {predictor.tta}{shown}) runs on {predictor.device} "
+          f"with {predictor.backend} ({predictor.precision})")  # fmt: skip
+    print(f"  why: {predictor.engine_reason}")
+    print(f"  CPU: {cpu_info().describe()}")
     return 0
 
 

@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--dest", default="data", help="folder to download into (default: data)")
     download.add_argument("--source", default="dataset", choices=["dataset", "competition"])
 
-    commands.add_parser("models", parents=[common], help="architectures with parameters and FLOPs per face")
+    commands.add_parser(
+        "models",
+        parents=[common, model],
+        help="architectures with parameters and FLOPs per face, and the engine the weights run with here, and why",
+    )
 
     webcam = commands.add_parser(
         "webcam", parents=[common], help="live emotion overlay from a camera, a video file or a stream"

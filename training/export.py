@@ -2,6 +2,10 @@
 and with --data also NAME.int8.onnx.
 
     fer export runs/train/best.pt --out weights/fer-v2 --data ../shared/data/fer2013.zip
+    fer export weights/fer-v2.safetensors --out weights/fer-v2 --data ../shared/data/fer2013.zip
+
+The source is a training checkpoint, or weights exported before: the second form exports them again
+with this version's settings (the int8 variant's, above all), keeping their training record.
 
 With --data, the card records validation accuracy for every TTA mode and picks the best as the
 model's default; it also holds the int8 variant (training.quantize), calibrated on Training faces,
@@ -21,13 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer.card import InputSpec, Int8Variant, Metrics, ModelCard, Normalization, TtaMetrics
+from fer.card import Agreement, InputSpec, Int8Variant, MeasuredOn, Metrics, ModelCard, Normalization, TtaMetrics
+from fer.cpu import cpu_info
 from fer.errors import WeightsError
 from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
 from fer.onnx_runtime import INT8_SUFFIX, OnnxModel
 from fer.options import TTA_MODES
 from fer.preprocess import INPUT_SIZE
-from fer.weights import file_sha256, load_checkpoint, model_from_checkpoint, save_weights
+from fer.weights import file_sha256, is_checkpoint, load_checkpoint, load_model, model_from_checkpoint, save_weights
 
 ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes
 
@@ -48,14 +53,17 @@ def export_checkpoint(
         raise ValueError(f"unknown default TTA {default_tta!r}; choose best or one of {', '.join(TTA_MODES)}")
     checkpoint_path, prefix = Path(checkpoint_path), Path(prefix)
     _check_writable(prefix.parent)  # before minutes of measuring, not after
-    checkpoint = load_checkpoint(checkpoint_path)
-    model, _ = model_from_checkpoint(checkpoint, checkpoint_path)  # the EMA weights, arch and labels checked
-    config = checkpoint.get("config", {})
-    summary = describe_model(checkpoint["arch"])
+    if is_checkpoint(checkpoint_path):
+        checkpoint = load_checkpoint(checkpoint_path)
+        model, source = model_from_checkpoint(checkpoint, checkpoint_path)  # EMA weights, arch and labels checked
+    else:
+        model, source = load_model(checkpoint_path)  # weights exported before, checked against their card
+    config = (source.training or {}).get("config") or {}
+    summary = describe_model(source.arch)
     card = ModelCard(
         name=prefix.name,
-        arch=checkpoint["arch"],
-        labels=checkpoint["labels"],
+        arch=source.arch,
+        labels=source.labels,
         input=InputSpec(
             shape=[1, INPUT_SIZE, INPUT_SIZE],
             color="grayscale",
@@ -65,8 +73,8 @@ def export_checkpoint(
         output="logits over labels (softmax gives probabilities)",
         parameters=summary.parameters,
         flops_per_face=summary.flops_per_face,
-        epoch=checkpoint.get("epoch"),
-        metrics=Metrics(validation={"none": TtaMetrics(accuracy=checkpoint.get("val_accuracy"))}),
+        epoch=source.epoch,
+        metrics=Metrics(validation={"none": TtaMetrics(accuracy=source.validation_accuracy("none"))}),
         default_tta="none",
         dataset={
             "name": "FER2013",
@@ -81,6 +89,7 @@ def export_checkpoint(
     )
     if data is not None:
         card.metrics.validation = _validation_metrics(model, card, data, report, "float32")
+        card.metrics.measured_on = measured_here()
         card.default_tta = max(TTA_MODES, key=lambda tta: card.metrics.validation[tta].accuracy)
     if default_tta != "best":
         card.default_tta = default_tta
@@ -125,17 +134,51 @@ def _validation_metrics(
 def _export_int8(
     model: nn.Module, card: ModelCard, onnx_path: Path, int8_path: Path, data: str, report: Callable[[str], None]
 ) -> Int8Variant:
-    """Write the int8 variant and return its card entry, with its own validation accuracy."""
-    from fer.onnx_runtime import OnnxModel
-    from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx
+    """Write the int8 variant and return its card entry, with its own validation accuracy, the CPU that
+    measured it, and how closely it follows the float32 model."""
+    from training.quantize import DESCRIPTION, calibration_faces, quantize_onnx, weight_bits
 
     started = time.perf_counter()
     quantize_onnx(onnx_path, int8_path, calibration_faces(data))
     report(f"int8 variant calibrated and written: {int8_path} ({time.perf_counter() - started:.0f} s)")
-    metrics = _validation_metrics(model, card, data, report, "int8", onnx_model=OnnxModel(int8_path))
-    return Int8Variant(
-        file=int8_path.name, sha256=file_sha256(int8_path), method=DESCRIPTION, metrics=Metrics(validation=metrics)
+    int8_model = OnnxModel(int8_path)
+    metrics = _validation_metrics(model, card, data, report, "int8", onnx_model=int8_model)
+    agreement = _agreement(OnnxModel(onnx_path), int8_model, data)
+    report(
+        f"int8 gives float32's emotion for {agreement.top1:.2%} of validation faces (tta none); largest "
+        f"probability difference {agreement.largest_probability_difference:.3f}"
     )
+    return Int8Variant(
+        file=int8_path.name,
+        sha256=file_sha256(int8_path),
+        method=DESCRIPTION,
+        weight_bits=weight_bits(int8_path),
+        agreement=agreement,
+        metrics=Metrics(validation=metrics, measured_on=measured_here()),
+    )
+
+
+def _agreement(float_model: OnnxModel, int8_model: OnnxModel, data: str) -> Agreement:
+    """How often the int8 variant names the float32 model's emotion on validation faces, without TTA."""
+    from fer.datasets import VALIDATION, load_splits, select_split
+    from fer.tta import softmax
+
+    faces = select_split(load_splits(data), VALIDATION, data).images[:, None].astype(np.float32)
+
+    def probabilities(run: OnnxModel) -> np.ndarray:  # (N, 7)
+        return np.concatenate([softmax(run(faces[start : start + 256])) for start in range(0, len(faces), 256)])
+
+    exact, fast = probabilities(float_model), probabilities(int8_model)
+    return Agreement(
+        top1=float((exact.argmax(1) == fast.argmax(1)).mean()),
+        largest_probability_difference=float(np.abs(exact - fast).max()),
+    )
+
+
+def measured_here() -> MeasuredOn:
+    """This CPU, as a card records the machine that measured its figures."""
+    cpu = cpu_info()
+    return MeasuredOn(cpu=cpu.model, isa=cpu.isa())
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> None:

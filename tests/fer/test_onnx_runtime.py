@@ -186,6 +186,7 @@ def int8_stand_in(exported_weights, tmp_path, sha256=None):
     shutil.copy(exported_weights.with_suffix(".onnx"), int8)
     card = card_with_drops(FLOAT, {"none": 0.0, "flip": 0.0, "tencrop": 0.0})
     card.int8.file, card.int8.sha256 = int8.name, sha256 or file_sha256(int8)
+    card.int8.weight_bits = 7  # as fer export writes them: no CPU can make them saturate
     return tmp_path / "model.safetensors", card
 
 
@@ -209,7 +210,7 @@ def test_an_int8_file_that_onnx_runtime_cannot_load_is_a_clear_error(exported_we
     card.int8.sha256 = file_sha256(tmp_path / "model.int8.onnx")  # the card vouches for the bad file
     with pytest.raises(WeightsError, match="ONNX Runtime cannot load"):
         load_int8_model(weights, card)
-    assert load_default_int8_model(weights, card) is None
+    assert load_default_int8_model(weights, card)[0] is None
 
 
 @pytest.mark.parametrize("missing", ["file", "sha256"])
@@ -220,19 +221,19 @@ def test_an_int8_entry_without_file_or_sha256_is_no_int8(exported_weights, tmp_p
     setattr(card.int8, missing, None)
     with pytest.raises(WeightsError, match="has no int8 variant"):
         load_int8_model(weights, card)
-    assert load_default_int8_model(weights, card) is None
+    assert load_default_int8_model(weights, card)[0] is None
 
 
 def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights, tmp_path, caplog):
     from fer.onnx_runtime import OnnxModel, load_default_int8_model
 
     weights, card = int8_stand_in(exported_weights, tmp_path)
-    assert isinstance(load_default_int8_model(weights, card), OnnxModel)
+    assert isinstance(load_default_int8_model(weights, card)[0], OnnxModel)
     card.int8.metrics.validation["flip"].accuracy -= 0.01  # one mode lost a point
-    assert load_default_int8_model(weights, card) is None
+    assert load_default_int8_model(weights, card)[0] is None
     weights, card = int8_stand_in(exported_weights, tmp_path, sha256="0" * 64)
     with caplog.at_level(logging.WARNING):
-        assert load_default_int8_model(weights, card) is None  # a changed file: warned and skipped
+        assert load_default_int8_model(weights, card)[0] is None  # a changed file: warned and skipped
     assert "ignoring the int8 variant" in caplog.text
 
 

@@ -156,3 +156,121 @@ def test_auto_treats_a_malformed_int8_card_entry_as_no_int8(int8_export, tmp_pat
     assert Predictor.load(weights, device="cpu").backend == "onnxruntime"
     with pytest.raises(WeightsError, match="has no int8 variant"):
         Predictor.load(weights, device="cpu", backend="int8")
+
+
+# ---------------------------------------------------------------- int8 that holds on every CPU
+
+
+def test_the_export_writes_7_bit_weights_that_cannot_saturate_without_vnni(int8_export):
+    from training.quantize import INT16_MAX, largest_pair_sum
+
+    weights, card = int8_export
+    # Two uint8 x int8 products summed in int16 (VPMADDUBSW, AVX2) must fit: 255 x 64 x 2 = 32,640.
+    assert largest_pair_sum(weights.with_name("model.int8.onnx")) <= INT16_MAX
+    assert card.int8.weight_bits == 7 and "reduce_range" in card.int8.method
+
+
+def test_the_shipped_int8_model_cannot_saturate_without_vnni():
+    from fer.weights import default_weights_path, read_card
+    from training.quantize import INT16_MAX, largest_pair_sum
+
+    weights = default_weights_path()
+    card = read_card(weights)
+    assert card.int8.weight_bits == 7
+    assert largest_pair_sum(weights.parent / card.int8.file) <= INT16_MAX
+
+
+def test_8_bit_weights_are_found_to_saturate(tmp_path):
+    """The check itself: a DequantizeLinear of int8 weights reaching 127, beside an int32 bias that
+    does not count (biases are added in int32), is 2 x 255 x 127 = 64,770."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from training.quantize import largest_pair_sum, weight_bits
+
+    initializers = [
+        numpy_helper.from_array(np.array([127, -3, 5], dtype=np.int8), "w"),
+        numpy_helper.from_array(np.array([100_000], dtype=np.int32), "bias"),
+        numpy_helper.from_array(np.array(0.1, dtype=np.float32), "scale"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w", "scale"], ["w_float"]),
+        helper.make_node("DequantizeLinear", ["bias", "scale"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])], initializers
+    )
+    path = tmp_path / "eight_bit.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert largest_pair_sum(path) == 64_770 and weight_bits(path) == 8
+
+
+def test_the_card_names_the_cpu_that_measured_it_and_the_agreement_with_float32(int8_export):
+    from fer.cpu import cpu_info
+
+    _, card = int8_export
+    here = {"cpu": cpu_info().model, "isa": cpu_info().isa()}
+    assert card.metrics.measured_on.model_dump() == here
+    assert card.int8.metrics.measured_on.model_dump() == here
+    assert 0.5 < card.int8.agreement.top1 <= 1.0
+    assert 0.0 <= card.int8.agreement.largest_probability_difference < 0.05
+
+
+def _set_weight_bits(weights, bits):
+    card_path = weights.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    if bits is None:
+        card["int8"].pop("weight_bits", None)  # as cards written before 2026-12-03
+    else:
+        card["int8"]["weight_bits"] = bits
+    card_path.write_text(json.dumps(card))
+
+
+AVX2_ONLY = ("AMD EPYC 7B12", {"avx2", "fma"})
+AVX512_VNNI = ("AMD EPYC 9B14", {"avx2", "avx512f", "avx512_vnni"})
+
+
+@pytest.mark.parametrize(
+    "bits, cpu, engine",
+    [
+        (7, AVX2_ONLY, "onnxruntime-int8"),  # 7-bit weights hold everywhere
+        (7, AVX512_VNNI, "onnxruntime-int8"),
+        (8, AVX512_VNNI, "onnxruntime-int8"),  # VNNI sums in int32: 8-bit weights hold there
+        (8, AVX2_ONLY, "onnxruntime"),  # they would saturate: float32 runs instead
+        (None, AVX2_ONLY, "onnxruntime"),  # an older card: taken as 8-bit
+    ],
+)
+def test_auto_runs_int8_only_where_its_weights_cannot_saturate(int8_export, tmp_path, monkeypatch, bits, cpu, engine):
+    from fer.cpu import CpuInfo
+
+    weights = _copy(int8_export[0], tmp_path)
+    _set_weight_bits(weights, bits)
+    machine = CpuInfo(cpu[0], frozenset(cpu[1]))
+    monkeypatch.setattr("fer.onnx_runtime.cpu_info", lambda: machine)
+    predictor = Predictor.load(weights, device="cpu")
+    assert predictor.backend == engine
+    if engine == "onnxruntime":
+        assert predictor.engine_reason.startswith("float32 ONNX Runtime, as the int8 variant has 8-bit weights")
+        assert f"saturate without VNNI ({machine.describe()})" in predictor.engine_reason
+    else:
+        assert predictor.engine_reason.startswith("int8 is within 0.5% of float32")
+    # Asked for by name, int8 runs anyway: the user chose it.
+    assert Predictor.load(weights, device="cpu", backend="int8").backend == "onnxruntime-int8"
+
+
+def test_fer_models_says_which_engine_runs_and_why(int8_export):
+    weights, _ = int8_export
+    result = run_python("-m", "fer_cli", "models", "--weights", str(weights), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "runs on cpu with onnxruntime-int8 (int8)" in result.stdout
+    assert "why: int8 is within 0.5% of float32 on validation and its 7-bit weights cannot saturate" in result.stdout
+    assert "CPU: " in result.stdout
+
+
+def test_exported_weights_can_be_exported_again_with_their_training_record(int8_export, kaggle_zip, tmp_path):
+    weights, card = int8_export
+    again = export_checkpoint(weights, tmp_path / "again", data=str(kaggle_zip), default_tta="none")
+    assert (again.arch, again.epoch, again.training) == (card.arch, card.epoch, card.training)
+    assert file_sha256(tmp_path / "again.safetensors") == file_sha256(weights)
+    assert again.metrics.validation["tencrop"].accuracy == pytest.approx(card.metrics.validation["tencrop"].accuracy)
+    assert again.int8.weight_bits == 7
