@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer.cpu import cpu_info
 from fer.labels import EMOTIONS
 from tests.api.conftest import encode
 
@@ -162,6 +163,8 @@ def test_model_card_describes_the_model(client):
     # The full card rides along, typed: what the weights' own JSON card says.
     assert card["card"]["arch"] == "vgg_slim" and card["card"]["name"] == "tiny"
     assert card["card"]["metrics"] == card["metrics"]  # the float model runs here, so its own figures
+    # Which engine runs, why, and on which CPU: int8 speed and accuracy depend on the instruction set.
+    assert card["engine_reason"] and card["cpu"] == cpu_info().describe()
 
 
 def test_the_openapi_schema_declares_the_model_card(client):
