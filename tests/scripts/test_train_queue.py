@@ -1,0 +1,53 @@
+"""scripts/train_queue.sh with a queue file, as the flagship plan is trained across legs: comments
+skipped, each run trained into OUT/NAME with the line's flags, its records and soft targets kept,
+and a finished run skipped when the queue starts again."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+QUEUE = """# a plan: one tiny run
+tiny-e1   --arch vgg_slim --epochs 1 --batch-size 16 --max-samples 64   # trailing comments too
+"""
+
+
+def run_queue(queue_file, kaggle_zip, tmp_path):
+    env = {
+        **os.environ,
+        "DATA": str(kaggle_zip),
+        "OUT": str(tmp_path / "runs"),
+        "TEACHERS_OUT": str(tmp_path / "teachers"),
+        "RECORDS_OUT": str(tmp_path / "records"),
+        "PY": sys.executable,
+    }
+    return subprocess.run(
+        ["bash", "scripts/train_queue.sh", str(queue_file)], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_a_queue_file_trains_each_line_once(kaggle_zip, tmp_path):
+    queue = tmp_path / "plan.txt"
+    queue.write_text(QUEUE)
+    first = run_queue(queue, kaggle_zip, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run = tmp_path / "runs" / "tiny-e1"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["epochs"], config["max_samples"], config["batch_size"]) == (1, 64, 16)
+    assert (tmp_path / "records" / "tiny-e1" / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
+    assert (tmp_path / "teachers" / "tiny-e1.npz").is_file()
+    assert "all runs of plan finished" in first.stdout
+
+    again = run_queue(queue, kaggle_zip, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "tiny-e1 finished; skipping" in again.stdout and "training vgg_slim" not in again.stderr
+
+
+def test_a_missing_queue_file_stops_with_its_name(tmp_path):
+    result = subprocess.run(
+        ["bash", "scripts/train_queue.sh", str(tmp_path / "none.txt")], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "none.txt" in result.stderr
