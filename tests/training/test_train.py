@@ -327,7 +327,7 @@ def test_help_shows_every_default_and_that_data_is_required():
     result = run_python("-m", "training.train", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # argparse wraps lines
-    for shown in ("--epochs EPOCHS (default 60)", "peak learning rate (default 0.03)", "(default bf16)"):
+    for shown in ("--epochs EPOCHS (default 60)", "peak learning rate (default 0.03)", "(default auto)"):
         assert shown in text, shown
     assert "stratified training subset (smoke runs) (default all)" in text
     assert "(required, here or in --config)" in text
