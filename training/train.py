@@ -46,7 +46,7 @@ from fer.weights import load_checkpoint
 from training.augment import augment_batch, mix_batch
 from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_config
-from training.distill import SoftTargets, distillation_loss
+from training.distill import SoftTargets
 from training.distributed import (
     DistributedContext,
     average_buffers,
@@ -57,8 +57,10 @@ from training.distributed import (
     restarted_by_torchrun,
 )
 from training.ema import ExponentialMovingAverage
+from training.loss import batch_loss
 from training.precision import autocast_context, choose_amp
 from training.run_log import RunLog
+from training.sharding import epoch_shard
 from training.state import TrainingState
 
 log = logging.getLogger("training")
@@ -241,8 +243,9 @@ def train_one_epoch(
     net.train()
     # All randomness of an epoch derives from (seed, epoch, rank): a run resumed at an epoch boundary
     # replays exactly what an uninterrupted run would have done, on every rank.
-    order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-    shard = order[context.rank :: context.world_size][: steps * config.batch_size].to(device)
+    shard = epoch_shard(
+        len(train.labels), config.seed, epoch, context.rank, context.world_size, steps * config.batch_size
+    ).to(device)
     torch.manual_seed(config.seed * 100_003 + epoch * 1_009 + context.rank)  # dropout
     augment_generator = torch.Generator(device=device).manual_seed(config.seed * 7_919 + epoch * 131 + context.rank)
     mix_rng = random.Random(config.seed * 6_151 + epoch * 389 + context.rank)
@@ -260,16 +263,10 @@ def train_one_epoch(
         x = mixed.pixels.contiguous(memory_format=torch.channels_last)
         with autocast:
             logits = net(x)  # (B, 7)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-        if mixed.weight < 1.0:
-            partner_loss = F.cross_entropy(logits.float(), y[mixed.partner], label_smoothing=config.label_smoothing)
-            loss = mixed.weight * loss + (1.0 - mixed.weight) * partner_loss
-        if train.soft_targets is not None:
-            soft = train.soft_targets[batch]
-            if mixed.weight < 1.0:  # a mixed face's teacher target is mixed like its label
-                soft = mixed.weight * soft + (1.0 - mixed.weight) * soft[mixed.partner]
-            soft_loss = distillation_loss(logits.float(), soft, config.distill_temperature)
-            loss = (1.0 - config.distill_weight) * loss + config.distill_weight * soft_loss
+        soft = None if train.soft_targets is None else train.soft_targets[batch]
+        loss = batch_loss(
+            logits.float(), y, mixed, config.label_smoothing, soft, config.distill_weight, config.distill_temperature
+        )
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
         state.scaler.unscale_(state.optimizer)  # clip the true gradients, not the fp16-scaled ones

@@ -2,6 +2,8 @@
 
 Environment:
 - FER_TEST_REPORT_DIR: each rank writes its final model and EMA weights to rank<RANK>.pt there;
+- FER_TEST_SHARD_DIR: each rank records the training-face indices it read in each epoch there
+  (rank<RANK>-epoch<E>.pt), as training.sharding.epoch_shard gave them to the trainer;
 - FER_TEST_DIE_AT_EPOCH=N with FER_TEST_DIE_MARKER=PATH: rank 0 exits abruptly when epoch N (0-based)
   is about to start, once (the marker file records that it already died). Epoch N-1's checkpoint
   has been written by then, so a restarted or resumed run must continue from it.
@@ -32,6 +34,18 @@ def train_one_epoch_that_dies_once(*args, **kwargs):
 
 
 train_module.train_one_epoch = train_one_epoch_that_dies_once
+real_epoch_shard = train_module.epoch_shard
+
+
+def epoch_shard_recorded(size, seed, epoch, rank, world_size, length):
+    shard = real_epoch_shard(size, seed, epoch, rank, world_size, length)
+    shard_dir = os.environ.get("FER_TEST_SHARD_DIR")
+    if shard_dir:
+        torch.save(shard.clone(), Path(shard_dir) / f"rank{rank}-epoch{epoch}.pt")
+    return shard
+
+
+train_module.epoch_shard = epoch_shard_recorded
 
 if __name__ == "__main__":
     import logging
