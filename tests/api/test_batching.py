@@ -155,3 +155,44 @@ def test_images_are_prepared_on_a_fixed_few_threads(live_server, exported_weight
         responses = asyncio.run(post_all(url, [photo] * 16, query="detect=true"))
         assert {r.status_code for r in responses} <= {200, 503}
     assert 1 <= len(threads) <= max(2, os.cpu_count())
+
+
+def probabilities_naming_each_face(pixels: np.ndarray, tta: str) -> np.ndarray:
+    """A model stand-in whose answer for a face says which face it was: row i is one-hot at the face's
+    first pixel value (0-6), so an answer handed to the wrong request shows."""
+    return np.eye(len(EMOTIONS), dtype=np.float32)[pixels[:, 0, 0]]
+
+
+def test_a_request_cancelled_while_its_batch_runs_leaves_every_other_answer_where_it_belongs():
+    from api.batching import DynamicBatcher
+
+    started, release = threading.Event(), threading.Event()
+    batches = []
+
+    def run_batch(pixels, tta):
+        batches.append(pixels[:, 0, 0].tolist())
+        started.set()
+        release.wait(10)  # the batch is running when request 2 gives up
+        return probabilities_naming_each_face(pixels, tta)
+
+    async def scenario():
+        batcher = DynamicBatcher(run_batch, max_batch_size=64, max_wait_s=0.05)
+        batcher.start()
+        # Request 1 has one face (0), request 2 two (1, 2), request 3 two (3, 4), request 4 one (5).
+        faces = {1: [0], 2: [1, 2], 3: [3, 4], 4: [5]}
+        requests = {
+            n: asyncio.create_task(batcher.classify(np.stack([np.full((48, 48), f, np.uint8) for f in v]), "none"))
+            for n, v in faces.items()
+        }
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        requests[2].cancel()
+        release.set()
+        answers = {n: await task for n, task in requests.items() if n != 2}
+        await batcher.stop()
+        return faces, answers, requests[2].cancelled()
+
+    faces, answers, cancelled = asyncio.run(scenario())
+    assert batches == [[0, 1, 2, 3, 4, 5]], "the four requests did not share one batch: nothing was tested"
+    assert cancelled
+    for n, answer in answers.items():
+        assert answer.argmax(1).tolist() == faces[n], f"request {n} got another request's answer"
