@@ -251,3 +251,39 @@ def test_several_images_at_once_give_the_faces_and_crops_of_each_alone(exported_
             np.testing.assert_array_equal(crops, alone_crops)
     assert len(predictor.find_faces_many(images[:1])[0][0]) == 1  # the astronaut is found at all
     assert predictor.find_faces_many([]) == []
+
+
+def test_faces_come_largest_first_each_with_its_own_scores_keyed_in_emotions_order(predictor, astronaut):
+    """Two copies of the astronaut's head, the smaller one on the left (found first by a scan), in one
+    picture: the results are largest first, and each face's scores are its own crop's."""
+    import cv2
+
+    head = astronaut[30:250, 130:330]  # (220, 200, 3): the face with room around it
+    small = cv2.resize(head, (120, 132), interpolation=cv2.INTER_AREA)
+    picture = np.full((300, 520, 3), 128, np.uint8)
+    picture[20:152, 10:130] = small
+    picture[40:260, 300:500] = head
+    faces = predictor.predict_image(picture)
+    assert len(faces) == 2
+    areas = [face.box[2] * face.box[3] for face in faces]
+    assert areas[0] > areas[1] and faces[0].box[0] > 250 > faces[1].box[0]
+    _, crops = predictor.find_faces(picture)
+    expected = predictor.predict_pixels(crops)
+    for face, row in zip(faces, expected):
+        assert list(face.scores) == list(EMOTIONS)
+        assert [face.scores[e] for e in EMOTIONS] == pytest.approx(row.tolist(), abs=1e-6)
+        assert face.emotion == EMOTIONS[int(row.argmax())] and face.score == pytest.approx(float(row.max()))
+
+
+def test_face_results_pair_each_box_with_its_own_row():
+    from fer.predictor import face_results
+
+    rows = np.eye(7, dtype=np.float32)[[3, 5]] * 0.9 + 0.1 / 7
+    results = face_results([(50, 50, 100, 100), (0, 0, 40, 40)], rows)
+    assert [r.box for r in results] == [(50, 50, 100, 100), (0, 0, 40, 40)]
+    assert [r.emotion for r in results] == ["happy", "surprise"]
+    assert [list(r.scores) for r in results] == [list(EMOTIONS)] * 2
+    assert (
+        results[1].scores["surprise"] == pytest.approx(0.9 + 0.1 / 7)
+        and results[1].score == results[1].scores["surprise"]
+    )
