@@ -88,3 +88,38 @@ def test_exporting_where_nothing_can_be_written_fails_first_in_one_line(trained_
     assert result.returncode == 2
     assert result.stderr.startswith(f"fer: error: cannot write the export to {blocker / 'sub'}: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_each_tta_modes_figure_on_the_card_is_that_modes_own(trained_checkpoint, tmp_path):
+    """Validation faces on which the TTA modes disagree, labelled with ten-crop's answers: ten-crop
+    scores 100% and the others less. The card's figure for each mode must be the one the predictor
+    gives with that mode, measured here apart from the export."""
+    import cv2
+
+    from fer.labels import EMOTIONS
+    from fer.predictor import Predictor
+    from tests.conftest import KAGGLE_FOLDER_ORDER, kaggle_files, write_zip
+
+    # The tiny model reads the row of a bright band (tests/conftest.py: make_face); bands at any row,
+    # between the classes' rows, are where ten-crop's shifted crops change its answer (about 1 in 4).
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 90, size=(42, 48, 48), dtype=np.uint8)
+    for face, row in zip(faces, rng.integers(0, 43, len(faces))):
+        face[row : row + 6, :30] = 230
+    predicted = {
+        tta: Predictor.load(trained_checkpoint, device="cpu", tta=tta, backend="torch").predict_pixels(faces).argmax(1)
+        for tta in TTA_MODES
+    }
+    labels = predicted["tencrop"]
+    expected = {tta: float((predicted[tta] == labels).mean()) for tta in TTA_MODES}
+    assert len(set(expected.values())) > 1, f"the modes agree on every face: nothing to tell apart ({expected})"
+    files = {name: data for name, data in kaggle_files().items() if name.startswith("train/")}
+    for i, (face, label) in enumerate(zip(faces, labels)):
+        assert EMOTIONS[label] in KAGGLE_FOLDER_ORDER
+        files[f"test/{EMOTIONS[label]}/PublicTest_{i:05d}.png"] = cv2.imencode(".png", face)[1].tobytes()  # lossless
+    data = write_zip(tmp_path / "noise.zip", files)
+
+    card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(data), onnx=False)
+    assert {tta: card.metrics.validation[tta].accuracy for tta in TTA_MODES} == pytest.approx(expected)
+    assert all(card.metrics.validation[tta].n == 42 for tta in TTA_MODES)
+    assert card.default_tta == "tencrop"  # the best
