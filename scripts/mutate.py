@@ -38,6 +38,15 @@ REPO = Path(__file__).resolve().parent.parent
 EXCLUDED_OPERATORS = re.compile(r"_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv|Is|IsNot|In|NotIn)$")
 
 
+# fer/mtcnn.py's arithmetic on boxes and points, apart from running the networks (Cosmic Ray names a
+# mutant by the innermost function around it).
+MTCNN_GEOMETRY = (
+    "_crops", "detections_many", "_working_copy", "_merged_proposals", "pyramid", "proposals", "nms",
+    "correct", "enlarge", "correction_of_enlarged", "keypoints_in_pixels", "as_seen_from_proposal",
+    "square", "crops",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Scope:
     module: str
@@ -47,6 +56,7 @@ class Scope:
     excluded_definitions: tuple[str, ...] = ()
     reason: str = ""
     env: dict = field(default_factory=dict)
+    select: str = ""  # a pytest -k expression: only these of `tests` run for each mutant
 
 
 SCOPES = [
@@ -73,7 +83,33 @@ SCOPES = [
         "training/train.py",
         ("tests/training/test_distributed.py",),
         definitions=("evaluate_accuracy",),
-        reason="the metric reduction of the trainer; the rest of the trainer has its own tests",
+        reason="the metric reduction of the trainer; its loss and shards are training/loss.py and sharding.py",
+    ),
+    Scope("training/loss.py", ("tests/training/test_loss.py",)),
+    Scope(
+        "training/distill.py",
+        ("tests/training/test_loss.py",),
+        definitions=("distillation_loss",),
+        reason="the soft-target loss; writing and reading target files are end-to-end runs (test_distill.py)",
+    ),
+    Scope("training/sharding.py", ("tests/training/test_sharding.py",)),
+    Scope("training/ema.py", ("tests/training/test_ema.py",)),
+    Scope(
+        "training/state.py",
+        ("tests/training/test_schedule.py",),
+        definitions=("warmup_cosine", "factor"),
+        reason="the learning-rate schedule; saving and restoring a run is what the resume tests check",
+    ),
+    Scope("training/augment.py", ("tests/training/test_augment.py",)),
+    Scope("api/batching.py", ("tests/api/test_batcher.py",)),
+    Scope(
+        "fer/mtcnn.py",
+        ("tests/fer/test_mtcnn.py",),
+        # The geometry's own tests, not the minute of network comparisons and crowds (run by make test).
+        select="not torch and not crowd and not several",
+        definitions=MTCNN_GEOMETRY,
+        reason="the geometry: pyramid, boxes, keypoints, crops and the working size; the networks are "
+        "checked against facenet-pytorch's",
     ),
 ]
 
@@ -97,7 +133,8 @@ def copy_tree(destination: Path) -> None:
 
 def test_command(scope: Scope) -> str:
     # -x: a killed mutant stops at its first failing test. Quoted: Cosmic Ray runs it through a shell.
-    return shlex.join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *scope.tests])
+    selection = ["-k", scope.select] if scope.select else []
+    return shlex.join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *selection, *scope.tests])
 
 
 def prepare(scope: Scope, work: Path, timeout: float) -> Path:
