@@ -18,18 +18,15 @@ from training.distill import distillation_loss
 def label_loss(logits: torch.Tensor, labels: torch.Tensor, mixed: MixedBatch, label_smoothing: float) -> torch.Tensor:
     """Mean cross-entropy of (B, 7) float logits against each face's label and its partner's, weighted
     by the mix."""
-    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-    if mixed.weight < 1.0:
-        partner_loss = F.cross_entropy(logits, labels[mixed.partner], label_smoothing=label_smoothing)
-        loss = mixed.weight * loss + (1.0 - mixed.weight) * partner_loss
-    return loss
+    # Unmixed, the weight is 1 and each face its own partner: the second term is exactly 0.
+    own = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    partners = F.cross_entropy(logits, labels[mixed.partner], label_smoothing=label_smoothing)
+    return mixed.weight * own + (1.0 - mixed.weight) * partners
 
 
 def mixed_soft_targets(soft_targets: torch.Tensor, mixed: MixedBatch) -> torch.Tensor:
     """(B, 7) teachers' probabilities of the faces as they were mixed: a face that is w of its own image
     and 1 - w of its partner's gets w of its own target and 1 - w of the partner's."""
-    if mixed.weight >= 1.0:
-        return soft_targets
     return mixed.weight * soft_targets + (1.0 - mixed.weight) * soft_targets[mixed.partner]
 
 
@@ -38,11 +35,12 @@ def batch_loss(
     labels: torch.Tensor,
     mixed: MixedBatch,
     label_smoothing: float,
-    soft_targets: torch.Tensor | None = None,
-    distill_weight: float = 0.0,
-    temperature: float = 1.0,
+    soft_targets: torch.Tensor | None,
+    distill_weight: float,
+    temperature: float,
 ) -> torch.Tensor:
-    """The scalar training loss of (B, 7) float logits; see the module's formula."""
+    """The scalar training loss of (B, 7) float logits; see the module's formula. Without soft targets
+    (None) the distillation weight and temperature play no part."""
     loss = label_loss(logits, labels, mixed, label_smoothing)
     if soft_targets is None:
         return loss

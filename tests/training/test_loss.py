@@ -93,7 +93,7 @@ def test_the_distillation_loss_is_t_squared_times_kl_from_the_teacher_to_the_stu
 
 def test_soft_targets_of_mixed_faces_are_mixed_like_their_pixels():
     soft = torch.tensor(TEACHER)
-    assert mixed_soft_targets(soft, unmixed(2)) is soft
+    torch.testing.assert_close(mixed_soft_targets(soft, unmixed(2)), soft, rtol=0, atol=0)
     mixed = MixedBatch(torch.zeros(2, 1, 48, 48), torch.tensor([1, 0]), 0.7)
     expected = [[0.7 * a + 0.3 * b for a, b in zip(TEACHER[0], TEACHER[1])],
                 [0.7 * b + 0.3 * a for a, b in zip(TEACHER[0], TEACHER[1])]]  # fmt: skip
@@ -110,3 +110,13 @@ def test_the_batch_loss_weighs_the_labels_against_the_teachers():
     assert hard != pytest.approx(soft, rel=0.05)  # so that the weights are told apart
     # Without soft targets the distillation settings are ignored.
     assert batch_loss(logits, labels, mixed, 0.1, None, 0.9, 4.0).item() == pytest.approx(hard, rel=1e-6)
+
+
+def test_a_teachers_zero_probability_gives_a_finite_loss():
+    """float16 storage rounds probabilities under 6e-8 to 0; the loss treats them as 1e-8, not as log 0."""
+    teacher = torch.tensor([[0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    logits = torch.tensor([LOGITS[0]])
+    loss = distillation_loss(logits, teacher, 2.0)
+    floored = [max(p, 1e-8) for p in teacher[0].tolist()]
+    expected = 4.0 * kl(soften(floored, 2.0), [math.exp(v) for v in log_softmax(LOGITS[0], 2.0)])
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(expected, rel=1e-4)
