@@ -17,8 +17,8 @@ class ExponentialMovingAverage:
         self.decay = decay
         self.updates = 0
 
-    @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        # state_dict() gives detached tensors that share the weights' storage: no autograd graph here.
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         averaged = list(self.module.state_dict().values())

@@ -18,7 +18,7 @@ def epoch_shard(size: int, seed: int, epoch: int, rank: int, world_size: int, le
     int64 on the CPU. `length` is steps x batch size, at most size // world_size."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not one of {world_size} processes")
-    if length > size // world_size:
+    if length * world_size > size:
         raise ValueError(f"{world_size} shards of {length} faces do not fit in {size}")
     generator = torch.Generator().manual_seed(seed * PERMUTATION_SEED_STRIDE + epoch)
     order = torch.randperm(size, generator=generator)

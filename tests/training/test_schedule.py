@@ -30,6 +30,11 @@ def test_a_run_without_warmup_steps_starts_at_the_peak():
     assert factor(0) == 1.0 and factor(1) == 1.0 and factor(10) == 0.0
 
 
+def test_a_run_that_is_all_warmup_ends_at_the_peak_without_dividing_by_zero():
+    factor = warmup_cosine(4, 4)  # --epochs 1 --warmup-epochs 1
+    assert [factor(step) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
 def test_the_trainers_optimizer_follows_the_schedule_step_by_step():
     """TrainingState.create turns epochs into steps: 3 epochs of 10 steps, half an epoch of warm-up."""
     config = TrainConfig(data="unused", arch="vgg_slim", epochs=3, warmup_epochs=0.5, lr=0.2, optimizer="sgd")

@@ -43,8 +43,9 @@ def test_the_order_depends_on_seed_and_epoch_only():
 
 
 def test_impossible_shards_are_refused():
-    with pytest.raises(ValueError, match="rank 2 is not one of 2 processes"):
-        epoch_shard(10, 0, 0, 2, 2, 4)
+    for rank in (-1, 2, 3):
+        with pytest.raises(ValueError, match=f"rank {rank} is not one of 2 processes"):
+            epoch_shard(10, 0, 0, rank, 2, 4)
     with pytest.raises(ValueError, match="2 shards of 6 faces do not fit in 10"):
         epoch_shard(10, 0, 0, 0, 2, 6)
     assert epoch_shard(10, 0, 0, 1, 2, 5).shape == (5,)
