@@ -4,6 +4,7 @@
     python scripts/mutate.py --scope fer/tta.py --jobs 1
     python scripts/mutate.py --markdown docs/mutation-report.md
     python scripts/mutate.py --retest-survivors       # after writing tests for the survivors
+    python scripts/mutate.py --continue               # finish sessions that a stop cut short
 
 Cosmic Ray plants one small bug (a mutant) at a time: `+` becomes `-`, `<=` becomes `<`, 0.5 becomes 1.5,
 a condition is negated. A mutant is killed when the tests covering its module fail, and survives when
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PRISTINE = "pristine-module.py"  # in each scope's copy: its module before any mutant
 EXCLUDED_OPERATORS = re.compile(r"_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv|Is|IsNot|In|NotIn)$")
 
 
@@ -145,6 +147,8 @@ def prepare(scope: Scope, work: Path, timeout: float) -> Path:
     if work.exists():
         shutil.rmtree(work)
     copy_tree(work)
+    # The module as prepared: a run killed while a mutant is in place leaves the mutant in the copy.
+    shutil.copy2(work / scope.module, work / PRISTINE)
     config = work / "cosmic-ray.toml"
     config.write_text(
         "[cosmic-ray]\n"
@@ -201,11 +205,17 @@ def reopen_survivors(scope: Scope, work: Path) -> None:
         connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in survivors])
 
 
-def run_scope(scope: Scope, out: Path, timeout: float, retest_survivors: bool = False) -> dict:
+def run_scope(scope: Scope, out: Path, timeout: float, retest_survivors: bool = False, continue_: bool = False) -> dict:
     work = out / scope_name(scope)
     started = time.perf_counter()
     if retest_survivors:
         reopen_survivors(scope, work)
+        config = work / "cosmic-ray.toml"
+    elif continue_ and (work / "session.sqlite").is_file():
+        # Cosmic Ray's exec runs only the mutants without a result: a long scope (MTCNN's geometry,
+        # the augmentation: 500-700 mutants, hours on 2 busy cores) is finished over several sittings.
+        # The copy keeps the code it was prepared from, so the mutants stay those of one commit.
+        shutil.copy2(work / PRISTINE, work / scope.module)
         config = work / "cosmic-ray.toml"
     else:
         config = prepare(scope, work, timeout)
@@ -286,6 +296,12 @@ def main() -> int:
     parser.add_argument(
         "--retest-survivors", action="store_true", help="rerun only the last run's survivors, with the current tests"
     )
+    parser.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="test the mutants an interrupted run left untested (a scope without a session starts anew)",
+    )
     args = parser.parse_args()
     scopes = [s for s in SCOPES if not args.scope or s.module in args.scope]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +309,9 @@ def main() -> int:
         results = [summarize(s, args.out / scope_name(s) / "session.sqlite", float("nan")) for s in scopes]
     else:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            results = list(pool.map(lambda s: run_scope(s, args.out, args.timeout, args.retest_survivors), scopes))
+            results = list(
+                pool.map(lambda s: run_scope(s, args.out, args.timeout, args.retest_survivors, args.continue_), scopes)
+            )
     if not args.report_only:
         (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)

@@ -18,6 +18,11 @@ def naming_each_face(pixels: np.ndarray, tta: str) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[pixels[:, 0, 0]]
 
 
+def run(scenario) -> object:
+    """asyncio.run with a deadline: a batcher that never answers fails the test in 5 s, not hangs it."""
+    return asyncio.run(asyncio.wait_for(scenario, 5))
+
+
 def faces(*values: int) -> np.ndarray:
     return np.stack([np.full((48, 48), value, np.uint8) for value in values])
 
@@ -47,7 +52,7 @@ def test_a_request_cancelled_while_its_batch_runs_leaves_every_other_answer_wher
 
     def run_batch(pixels, tta):
         started.set()
-        release.wait(10)  # the batch is running when request 2 gives up
+        release.wait(5)  # the batch is running when request 2 gives up
         return model(pixels, tta)
 
     async def scenario():
@@ -55,14 +60,14 @@ def test_a_request_cancelled_while_its_batch_runs_leaves_every_other_answer_wher
         # Request 1 has one face (0), request 2 two (1, 2), request 3 two (3, 4), request 4 one (5).
         asked = [[0], [1, 2], [3, 4], [5]]
         tasks = await queued_then_started(batcher, [(faces(*values), "none") for values in asked])
-        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
         tasks[1].cancel()
         release.set()
         answers = [await task for i, task in enumerate(tasks) if i != 1]
         await batcher.stop()
         return asked, answers, tasks[1].cancelled()
 
-    asked, answers, cancelled = asyncio.run(scenario())
+    asked, answers, cancelled = run(scenario())
     assert model.passes == [([0, 1, 2, 3, 4, 5], "none")], "the requests did not share one batch: nothing tested"
     assert cancelled
     for values, answer in zip([asked[0], asked[2], asked[3]], answers):
@@ -80,7 +85,7 @@ def test_waiting_requests_join_a_pass_until_it_holds_max_batch_size_faces():
         return answers
 
     sizes = []
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert model.passes == [([0, 1, 2, 3], "none"), ([4, 5], "none")]
     assert sizes == [4, 2]  # on_batch: the faces of each forward pass, for the metrics
     assert [answer.argmax(1).tolist() for answer in answers] == [[i] for i in range(6)]
@@ -96,7 +101,7 @@ def test_a_request_is_never_split_across_passes_even_past_max_batch_size():
         await batcher.stop()
         return answers
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     # The first request leaves room (1 < 2), so the second joins whole: 4 faces; the third runs next.
     assert model.passes == [([0, 1, 2, 3], "none"), ([4], "none")]
     assert [answer.argmax(1).tolist() for answer in answers] == [[0], [1, 2, 3], [4]]
@@ -113,7 +118,7 @@ def test_requests_for_other_tta_modes_run_as_their_own_passes_of_the_round():
         await batcher.stop()
         return answers
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert model.passes == [([0, 2, 3], "flip"), ([1], "none"), ([4], "tencrop")]  # in order of first request
     assert [answer.argmax(1).tolist() for answer in answers] == [[0], [1], [2, 3], [4]]
 
@@ -132,7 +137,7 @@ def test_a_request_that_gave_up_before_its_round_costs_nothing():
         await batcher.stop()
         return answers
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert model.passes == [([0, 2], "none")]
     assert [answer.argmax(1).tolist() for answer in answers] == [[0], [2]]
 
@@ -153,7 +158,7 @@ def test_a_failing_model_fails_every_request_of_its_pass_and_the_next_pass_runs(
         await batcher.stop()
         return results
 
-    first, second, third = asyncio.run(scenario())
+    first, second, third = run(scenario())
     assert isinstance(first, RuntimeError) and str(first) == "out of memory" and second is first
     assert third.argmax(1).tolist() == [2] and calls == [2, 1]
 
@@ -171,7 +176,7 @@ def test_no_faces_need_no_pass_and_stopping_fails_what_is_still_queued():
             await queued
         return empty
 
-    empty = asyncio.run(scenario())
+    empty = run(scenario())
     assert empty.shape == (0, len(EMOTIONS)) and empty.dtype == np.float32
     assert model.passes == []
 
@@ -189,6 +194,6 @@ def test_requests_arriving_within_max_wait_join_the_pass():
         await batcher.stop()
         return answers
 
-    answers = asyncio.run(scenario())
+    answers = run(scenario())
     assert model.passes == [([0, 1], "none")]
     assert [answer.argmax(1).tolist() for answer in answers] == [[0], [1]]
