@@ -59,8 +59,9 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest
 
-# Mutation testing of the modules where a wrong number is silent (docs/testing.md); about 30 minutes
-# on 2 quiet cores. The report lands in runs/mutate/ and docs/mutation-report.md.
+# Mutation testing of the modules where a wrong number is silent (docs/testing.md): about 2,000
+# mutants, hours on 2 cores; `$(PY) scripts/mutate.py --continue` finishes a run cut short. The
+# report lands in runs/mutate/ and docs/mutation-report.md.
 mutate: $(STAMP)
 	$(PY) scripts/mutate.py --markdown docs/mutation-report.md
 

@@ -33,6 +33,8 @@ def test_a_run_without_warmup_steps_starts_at_the_peak():
 def test_a_run_that_is_all_warmup_ends_at_the_peak_without_dividing_by_zero():
     factor = warmup_cosine(4, 4)  # --epochs 1 --warmup-epochs 1
     assert [factor(step) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    one_step_of_cosine = warmup_cosine(4, 5)
+    assert [one_step_of_cosine(step) for step in (3, 4, 5)] == [1.0, 1.0, 0.0]
 
 
 def test_the_trainers_optimizer_follows_the_schedule_step_by_step():
