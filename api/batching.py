@@ -33,8 +33,8 @@ class DynamicBatcher:
     def __init__(
         self,
         run_batch: RunBatch,
-        max_batch_size: int = 64,
-        max_wait_s: float = 0.005,
+        max_batch_size: int,  # faces a pass takes from waiting requests (a request is never split)
+        max_wait_s: float,  # how long a pass that is not full waits for more requests
         on_batch: Callable[[int], None] = lambda faces: None,
     ):
         self.run_batch, self.max_batch_size, self.max_wait_s, self.on_batch = (
@@ -67,7 +67,7 @@ class DynamicBatcher:
 
     async def classify(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         """(N, 48, 48) uint8 -> (N, 7) probabilities, computed together with other requests' faces."""
-        if len(pixels) == 0:
+        if not len(pixels):
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(pixels, tta, future))
@@ -82,8 +82,8 @@ class DynamicBatcher:
     async def _collect_round(self) -> list[_Job]:
         jobs = [await self._queue.get()]
         self._take_waiting(jobs)
-        if self._faces(jobs) < self.max_batch_size and self.max_wait_s > 0:
-            await asyncio.sleep(self.max_wait_s)  # let concurrent requests join this batch
+        if self._faces(jobs) < self.max_batch_size:
+            await asyncio.sleep(self.max_wait_s)  # let concurrent requests join this batch (0: a yield)
             self._take_waiting(jobs)
         return [job for job in jobs if not job.future.done()]  # skip requests that gave up meanwhile
 

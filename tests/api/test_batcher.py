@@ -197,3 +197,44 @@ def test_requests_arriving_within_max_wait_join_the_pass():
     answers = run(scenario())
     assert model.passes == [([0, 1], "none")]
     assert [answer.argmax(1).tolist() for answer in answers] == [[0], [1]]
+
+
+def test_a_full_pass_runs_at_once_without_waiting_for_company():
+    model = RecordingModel()
+
+    async def scenario():
+        batcher = DynamicBatcher(model, max_batch_size=2, max_wait_s=3.0)
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        await asyncio.gather(*await queued_then_started(batcher, [(faces(0), "none"), (faces(1), "none")]))
+        exactly_full = clock() - started
+        started = clock()
+        await batcher.classify(faces(2, 3, 4), "none")
+        over_full = clock() - started
+        await batcher.stop()
+        return exactly_full, over_full
+
+    exactly_full, over_full = run(scenario())
+    # Two faces of at most two, then one request of three: neither waits its 3 s for more.
+    assert exactly_full < 1.0 and over_full < 1.0, (exactly_full, over_full)
+    assert model.passes == [([0, 1], "none"), ([2, 3, 4], "none")]
+
+
+def test_stopping_waits_for_the_pass_that_is_running():
+    started, finished = threading.Event(), threading.Event()
+
+    def run_batch(pixels, tta):
+        started.set()
+        threading.Event().wait(0.3)
+        finished.set()
+        return naming_each_face(pixels, tta)
+
+    async def scenario():
+        batcher = DynamicBatcher(run_batch, max_batch_size=8, max_wait_s=0)
+        task = (await queued_then_started(batcher, [(faces(0), "none")]))[0]
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        await batcher.stop()  # the server shuts down while a pass runs
+        task.cancel()
+        return finished.is_set()
+
+    assert run(scenario()), "stop() returned while the model was still running in its thread"
