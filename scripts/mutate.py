@@ -205,6 +205,15 @@ def reopen_survivors(scope: Scope, work: Path) -> None:
         connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in survivors])
 
 
+def reopen_interrupted(scope: Scope, work: Path) -> Path:
+    """A session to go on with: Cosmic Ray's exec runs only the mutants without a result, so a long
+    scope (MTCNN's geometry, the augmentation: 500-700 mutants, hours on 2 busy cores) is finished over
+    several sittings. The copy keeps the code it was prepared from, so the mutants stay those of one
+    commit; the module is put back as prepared, in case the last sitting was killed with a mutant in it."""
+    shutil.copy2(work / PRISTINE, work / scope.module)
+    return work / "cosmic-ray.toml"
+
+
 def run_scope(scope: Scope, out: Path, timeout: float, retest_survivors: bool = False, continue_: bool = False) -> dict:
     work = out / scope_name(scope)
     started = time.perf_counter()
@@ -212,11 +221,7 @@ def run_scope(scope: Scope, out: Path, timeout: float, retest_survivors: bool = 
         reopen_survivors(scope, work)
         config = work / "cosmic-ray.toml"
     elif continue_ and (work / "session.sqlite").is_file():
-        # Cosmic Ray's exec runs only the mutants without a result: a long scope (MTCNN's geometry,
-        # the augmentation: 500-700 mutants, hours on 2 busy cores) is finished over several sittings.
-        # The copy keeps the code it was prepared from, so the mutants stay those of one commit.
-        shutil.copy2(work / PRISTINE, work / scope.module)
-        config = work / "cosmic-ray.toml"
+        config = reopen_interrupted(scope, work)
     else:
         config = prepare(scope, work, timeout)
     env = environment(scope, work)

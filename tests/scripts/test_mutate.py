@@ -44,3 +44,21 @@ def test_a_session_is_prepared_in_a_copy_with_out_of_scope_mutants_skipped(mutat
     assert pending and skipped > 0
     assert {m.definition_name for m in pending} == {"compute_metrics", "evaluate_predictor", "format_report"}
     assert not any(mutate.EXCLUDED_OPERATORS.search(m.operator_name) for m in pending)
+
+
+def test_an_interrupted_session_goes_on_from_the_module_as_it_was_prepared(mutate, tmp_path):
+    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/labels.py"]
+    work = tmp_path / "work"
+    mutate.prepare(scope, work, timeout=60)
+    original = (work / "fer" / "labels.py").read_text()
+    (work / "fer" / "labels.py").write_text(original.replace("==", "!="))  # killed with a mutant in place
+    config = mutate.reopen_interrupted(scope, work)
+    assert (work / "fer" / "labels.py").read_text() == original
+    assert config == work / "cosmic-ray.toml" and config.is_file()
+
+
+def test_a_scope_can_run_a_selection_of_its_tests(mutate):
+    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/mtcnn.py"]
+    command = mutate.test_command(scope)
+    assert f"-k '{scope.select}'" in command and command.endswith("tests/fer/test_mtcnn.py")
+    assert "-k" not in mutate.test_command(mutate.SCOPES[0])
