@@ -6,15 +6,12 @@ is a clear error."""
 import cv2
 import numpy as np
 import pytest
-import torch
-from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from skimage import data
 
 import fer.mtcnn
 from fer.errors import FerError
 from fer.faces import Framing, HaarFaceDetector, box_iou
 from fer.mtcnn import MtcnnFaceDetector, load_networks, load_weights, weights_folder
-from fer.mtcnn_torch import TorchNetwork
 from tests.conftest import astronaut_scene_counts, run_python
 
 
@@ -25,12 +22,19 @@ def detector():
 
 @pytest.fixture(scope="module")
 def torch_networks():
-    """The torch networks a GPU runs, here on the CPU (device "cpu" would choose ONNX Runtime)."""
+    """The torch networks a GPU runs, here on the CPU (device "cpu" would choose ONNX Runtime).
+    torch and facenet-pytorch are imported only where a test compares with them: they cost 4 CPU
+    seconds, which `make mutate` would pay again for each of MTCNN's 680 geometry mutants."""
+    from fer.mtcnn_torch import TorchNetwork
+
     return {name: TorchNetwork(name, parameters, "cpu") for name, parameters in load_weights().items()}
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "torch"])
 def test_its_networks_compute_what_facenet_pytorchs_compute(engine, torch_networks):
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+
     networks = load_networks(threads=1) if engine == "onnxruntime" else torch_networks
     rng = np.random.default_rng(0)
     for name, network, shape in [

@@ -4,6 +4,7 @@ the out-of-scope mutants skipped. The mutation run itself takes about 30 minutes
 
 import ast
 import importlib.util
+import subprocess
 
 import pytest
 
@@ -47,14 +48,24 @@ def test_a_session_is_prepared_in_a_copy_with_out_of_scope_mutants_skipped(mutat
 
 
 def test_an_interrupted_session_goes_on_from_the_module_as_it_was_prepared(mutate, tmp_path):
-    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/labels.py"]
+    import sqlite3
+
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/metrics.py"]
     work = tmp_path / "work"
     mutate.prepare(scope, work, timeout=60)
-    original = (work / "fer" / "labels.py").read_text()
-    (work / "fer" / "labels.py").write_text(original.replace("==", "!="))  # killed with a mutant in place
+    original = (work / "fer" / "metrics.py").read_text()
+    (work / "fer" / "metrics.py").write_text(original.replace("==", "!="))  # killed with a mutant in place
+    with sqlite3.connect(work / "session.sqlite") as connection:  # ... and stopped while skipping
+        connection.execute("DELETE FROM work_results")
     config = mutate.reopen_interrupted(scope, work)
-    assert (work / "fer" / "labels.py").read_text() == original
+    assert (work / "fer" / "metrics.py").read_text() == original
     assert config == work / "cosmic-ray.toml" and config.is_file()
+    with use_db(str(work / "session.sqlite"), WorkDB.Mode.open) as db:
+        pending = [item.mutations[0] for item in db.pending_work_items]
+    assert {m.definition_name for m in pending} == {"compute_metrics", "evaluate_predictor", "format_report"}
+    assert not any(mutate.EXCLUDED_OPERATORS.search(m.operator_name) for m in pending)
 
 
 def test_a_scope_can_run_a_selection_of_its_tests(mutate):
@@ -62,3 +73,14 @@ def test_a_scope_can_run_a_selection_of_its_tests(mutate):
     command = mutate.test_command(scope)
     assert f"-k '{scope.select}'" in command and command.endswith("tests/fer/test_mtcnn.py")
     assert "-k" not in mutate.test_command(mutate.SCOPES[0])
+
+
+def test_each_mutants_tests_load_only_the_plugins_they_need(mutate, tmp_path):
+    """Plugin autoloading off (2 CPU seconds a mutant), the timeout plugin named: every scope's
+    baseline must still pass that way, which run_scope checks before testing any mutant."""
+    (scope,) = [s for s in mutate.SCOPES if s.module == "fer/labels.py"]
+    env = mutate.environment(scope, tmp_path)
+    assert env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1"
+    result = subprocess.run(mutate.test_command(scope), shell=True, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert " passed" in result.stdout

@@ -1,4 +1,6 @@
+import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -74,7 +76,7 @@ def test_color_jitter_alone_changes_each_faces_brightness_and_contrast_within_it
 def test_color_jitter_keeps_pixels_in_range():
     x = batch(64)  # the whole 0..255 range: strong factors must clip, not overflow
     out = augment_batch(x, AugmentConfig(color_jitter=0.9), torch.Generator().manual_seed(2))
-    assert out.min() >= 0 and out.max() <= 255
+    assert out.min() == 0 and out.max() == 255  # clipped at both ends, not short of them
 
 
 def test_runs_on_whole_batches_of_the_training_size():
@@ -126,3 +128,180 @@ def test_mixing_replays_with_the_same_seed():
 def test_unknown_mix_mode_is_refused():
     with pytest.raises(ValueError, match="unknown mix mode"):
         mix_batch(batch(), "blend", 1.0, random.Random(0))
+
+
+# ------------------------------------------------ the geometry, followed through bright dots on black
+
+ONLY_GEOMETRY = AugmentConfig(flip=False, max_rotation_deg=0, scale_range=(1.0, 1.0), max_shift=0, erase_probability=0)
+CENTRE = 23.5  # of a 48-pixel side, in pixel-index coordinates
+
+
+def dots(n: int, row_offset: float, col_offset: float) -> torch.Tensor:
+    """n black faces with one smooth bright dot at (row, col) offsets from the face's centre."""
+    rows = torch.arange(48, dtype=torch.float32).view(48, 1)
+    cols = torch.arange(48, dtype=torch.float32).view(1, 48)
+    squared = (rows - CENTRE - row_offset) ** 2 + (cols - CENTRE - col_offset) ** 2
+    return (255 * torch.exp(-squared / (2 * 1.5**2))).expand(n, 1, 48, 48).clone()
+
+
+def dot_offsets(faces: torch.Tensor) -> torch.Tensor:
+    """(n, 2) (row, col) of each face's brightness centroid, from the face's centre."""
+    weights = faces[:, 0].double()
+    index = torch.arange(48, dtype=torch.float64)
+    total = weights.sum((1, 2))
+    rows = (weights.sum(2) * index).sum(1) / total
+    cols = (weights.sum(1) * index).sum(1) / total
+    return torch.stack([rows, cols], 1) - CENTRE
+
+
+def test_rotation_alone_turns_each_face_rigidly_by_up_to_its_angle_both_ways():
+    config = replace(ONLY_GEOMETRY, max_rotation_deg=AugmentConfig().max_rotation_deg)
+    # Two dots at right angles, seen through the same draws: a rotation keeps both distances and the
+    # right angle between them; a shear or a scale would not.
+    right = dot_offsets(augment_batch(dots(128, 0, 14), config, torch.Generator().manual_seed(0)))
+    down = dot_offsets(augment_batch(dots(128, 14, 0), config, torch.Generator().manual_seed(0)))
+    assert torch.allclose(right.norm(dim=1), torch.full((128,), 14.0, dtype=torch.float64), atol=0.1)
+    assert torch.allclose(down.norm(dim=1), torch.full((128,), 14.0, dtype=torch.float64), atol=0.1)
+    assert float((right * down).sum(1).abs().max()) < 0.02 * 14 * 14  # still at right angles
+    # ... turned the same way: down is right turned a quarter clockwise on screen, as before.
+    assert torch.allclose(down, torch.stack([right[:, 1], -right[:, 0]], 1), atol=0.15)
+    degrees = torch.rad2deg(torch.atan2(right[:, 0], right[:, 1]))
+    assert float(degrees.abs().max()) < 10.2
+    assert float(degrees.min()) < -8 and float(degrees.max()) > 8  # both ways, over the whole range
+
+
+def test_scaling_alone_moves_each_dot_along_its_ray_by_the_zoom_range():
+    config = replace(ONLY_GEOMETRY, scale_range=AugmentConfig().scale_range)
+    moved = dot_offsets(augment_batch(dots(128, 0, 14), config, torch.Generator().manual_seed(0)))
+    assert float(moved[:, 0].abs().max()) < 0.05  # along the ray: no turn
+    assert float(moved[:, 1].min()) > 14 * 0.9 - 0.1 and float(moved[:, 1].max()) < 14 * 1.1 + 0.1
+    assert float(moved[:, 1].min()) < 13.0 and float(moved[:, 1].max()) > 15.0  # zoomed out and in
+
+
+def test_shifting_alone_moves_a_face_by_up_to_a_tenth_of_its_side_each_way():
+    config = replace(ONLY_GEOMETRY, max_shift=AugmentConfig().max_shift)
+    moved = dot_offsets(augment_batch(dots(256, 0, 0), config, torch.Generator().manual_seed(0)))
+    limit = 0.1 * 48
+    assert float(moved.abs().max()) < limit + 0.1
+    for axis in (0, 1):  # both ways on both axes, over most of the range
+        assert float(moved[:, axis].min()) < -0.8 * limit and float(moved[:, axis].max()) > 0.8 * limit
+    assert float(moved.mean(0).abs().max()) < 0.6  # centred: no drift to one side
+
+
+# ------------------------------------------------------------------------------ random erasing
+
+
+def erased_rectangles(config: AugmentConfig, n: int = 512, seed: int = 0) -> list:
+    """Each face's erased (top, left, height, width), or None; faces of -1 show any noise pixel."""
+    out = augment_batch(torch.full((n, 1, 48, 48), -1.0), config, torch.Generator().manual_seed(seed))
+    boxes = []
+    for mask in out[:, 0] >= 0:
+        if not bool(mask.any()):
+            boxes.append(None)
+            continue
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        top, left = int(rows[0]), int(cols[0])
+        height, width = int(rows[-1]) - top + 1, int(cols[-1]) - left + 1
+        assert bool(mask[top : top + height, left : left + width].all())  # one solid rectangle
+        assert int(mask.sum()) == height * width
+        boxes.append((top, left, height, width))
+    return boxes
+
+
+ALWAYS_ERASE = replace(ONLY_GEOMETRY, erase_probability=1.0, erase_area=AugmentConfig().erase_area)
+
+
+def test_erased_rectangles_cover_the_configured_area_in_tall_and_wide_shapes_up_to_three_to_one():
+    boxes = erased_rectangles(ALWAYS_ERASE)
+    assert None not in boxes
+    heights = torch.tensor([b[2] for b in boxes], dtype=torch.float64)
+    widths = torch.tensor([b[3] for b in boxes], dtype=torch.float64)
+    share = heights * widths / (48 * 48)
+    # A side of h pixels covers floor(h) or ceil(h) rows, h on average: areas land within a
+    # pixel's rim of [0.02, 0.2], and their mean on the middle of that range.
+    assert float(share.min()) > 0.01 and float(share.max()) < 0.25
+    assert abs(float(share.mean()) - 0.11) < 0.01
+    # Aspect drawn log-uniformly in [1/3, 3]: as many tall as wide, none past 3:1 by more than a pixel.
+    assert bool(((heights - 1) <= 3 * (widths + 1)).all()) and bool(((widths - 1) <= 3 * (heights + 1)).all())
+    log_aspect = torch.log(heights / widths)
+    assert abs(float(log_aspect.mean())) < 0.08
+    assert float(log_aspect.max()) > math.log(2.2) and float(log_aspect.min()) < -math.log(2.2)
+
+
+def test_erased_rectangles_land_anywhere_on_the_face():
+    boxes = erased_rectangles(ALWAYS_ERASE)
+    for start, side in ((0, 2), (1, 3)):  # rows, then columns
+        room = torch.tensor([48 - b[side] for b in boxes], dtype=torch.float64)
+        where = torch.tensor([b[start] for b in boxes], dtype=torch.float64)[room > 0] / room[room > 0]
+        assert abs(float(where.mean()) - 0.5) < 0.05  # uniform over the room left
+        assert float(where.min()) < 0.05 and float(where.max()) > 0.95
+
+
+def test_erasing_paints_uniform_noise_over_the_whole_pixel_range():
+    out = augment_batch(torch.full((64, 1, 48, 48), -1.0), ALWAYS_ERASE, torch.Generator().manual_seed(0))
+    noise = out[out >= 0]
+    assert float(noise.max()) <= 255 and float(noise.min()) < 2 and float(noise.max()) > 253
+    assert abs(float(noise.mean()) - 127.5) < 3
+
+
+def test_the_erase_probability_is_the_share_of_faces_erased():
+    boxes = erased_rectangles(replace(ALWAYS_ERASE, erase_probability=0.3), n=1024)
+    assert abs(sum(b is not None for b in boxes) / len(boxes) - 0.3) < 0.05
+
+
+def test_the_recipes_draws_are_pinned_so_a_resumed_run_replays_its_epochs():
+    """A run resumed at an epoch boundary draws again from the generator it saved: the order of the
+    draws is part of the checkpoint format. Lighting, off in the recipe, must draw nothing."""
+    boxes = erased_rectangles(AugmentConfig(), n=16, seed=0)
+    assert boxes == PINNED_RECIPE_ERASURES
+
+
+def cutmix_rectangle(height: int, width: int, seed: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the rectangle CutMix pasted into faces of distinct constant values."""
+    faces = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 1, height, width).clone()
+    mixed = mix_batch(faces, "cutmix", 1.0, random.Random(seed))
+    moved = mixed.partner != torch.arange(16)
+    pasted = (mixed.pixels != faces)[moved][0, 0]
+    rows, cols = pasted.any(1).nonzero().flatten(), pasted.any(0).nonzero().flatten()
+    if not len(rows):
+        return (0, 0, 0, 0)
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def test_cutmix_rectangles_have_the_faces_proportions_and_are_centred_anywhere():
+    height, width = 40, 64  # not square, so that the two sides' formulas cannot be confused
+    touching = {"top": 0, "bottom": 0, "left": 0, "right": 0, "none": 0}
+    for seed in range(300):
+        top, bottom, left, right = cutmix_rectangle(height, width, seed)
+        if bottom == top:
+            continue
+        edges = {"top": top == 0, "bottom": bottom == height, "left": left == 0, "right": right == width}
+        for edge, touches in edges.items():
+            touching[edge] += touches
+        if not any(edges.values()):
+            touching["none"] += 1
+            # Unclipped, both sides are the same share of the face's sides (sqrt(1 - weight)), rounded.
+            assert abs((bottom - top) / height - (right - left) / width) <= 0.5 / height + 0.5 / width + 1e-9
+    # Centres are drawn anywhere on the face, so rectangles run off every edge, and some off none.
+    assert min(touching.values()) >= 20, touching
+
+
+# (top, left, height, width) of each face's erased rectangle for the recipe's first 16 draws of seed 0.
+PINNED_RECIPE_ERASURES = [
+    (8, 14, 10, 6),
+    (24, 3, 23, 19),
+    None,
+    (4, 24, 5, 9),
+    (8, 7, 28, 10),
+    (14, 18, 22, 11),
+    (21, 26, 12, 18),
+    (23, 16, 11, 14),
+    (26, 9, 11, 31),
+    None,
+    None,
+    (27, 16, 12, 29),
+    None,
+    (6, 26, 20, 17),
+    (16, 39, 6, 9),
+    (9, 19, 15, 8),
+]
