@@ -32,6 +32,10 @@ class UploadBudget:
     def give_back(self, size: int) -> None:
         self.held -= size
 
+    @property
+    def free(self) -> int:
+        return self.max_bytes - self.held
+
 
 class DecodeBudget:
     """Pixels in decoding at once. Requests wait their turn in arrival order (a big image is never

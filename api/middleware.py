@@ -20,8 +20,13 @@ class BodyIntake:
 
     - 413 for a body over `max_bytes`: at once when Content-Length declares it, else as soon as the
       streamed bytes pass it, so an oversized upload is never read whole;
-    - 503 when the body would not fit the server-wide `budget`: a declared length is reserved whole
-      before the first byte is read, a chunked body as its bytes arrive; all given back with the answer;
+    - 400 for a body framed two ways (Content-Length and Transfer-Encoding, or chunked under
+      HTTP/1.0): the parser frames it by its chunks, so the declared length would say nothing about
+      the bytes that follow (RFC 9112, 6.1 and 6.3; request smuggling behind a proxy). Never read;
+    - 503 when the body would not fit the server-wide `budget`: a declared length that does not fit
+      what is free now is refused before any byte is read; the budget itself holds the bytes
+      received, as they arrive, so connections that send headers and then nothing hold none of it;
+      all given back with the answer;
     - 408 when the whole body has not arrived `timeout_s` after the headers: a client that uploads
       slowly holds its budget that long at most, and never an inference slot (routes read the body
       before they ask for one)."""
@@ -35,15 +40,17 @@ class BodyIntake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared, chunked = headers.get(b"content-length"), b"transfer-encoding" in headers
+        if chunked and (declared is not None or scope["http_version"] == "1.0"):
+            return await self._reject(self._framed_two_ways(declared is not None), scope, receive, send)
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await self._reject(self._too_large(), scope, receive, send)
-        reserved = int(declared) if declared else 0
-        if not self.budget.take(reserved):
+        if declared is not None and int(declared) > self.budget.free:
             return await self._reject(self._budget_full(), scope, receive, send)
 
         deadline = asyncio.get_running_loop().time() + self.timeout_s
-        received = 0
+        received = reserved = 0  # reserved: bytes of the budget this request holds, all it received
         body_complete = declared == b"0" or scope["method"] in ("GET", "HEAD")
         response_started = False
 
@@ -60,7 +67,7 @@ class BodyIntake:
                 body_complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise self._too_large()
-                if received > reserved:  # chunked: reserve what arrived beyond the reservation
+                if received > reserved:
                     if not self.budget.take(received - reserved):
                         raise self._budget_full()
                     reserved = received
@@ -83,6 +90,10 @@ class BodyIntake:
     def _too_large(self) -> ApiError:
         return ApiError(413, "body_too_large", f"the request body is over {self.max_bytes:,} bytes")
 
+    def _framed_two_ways(self, with_length: bool) -> ApiError:
+        why = "both Content-Length and Transfer-Encoding" if with_length else "Transfer-Encoding under HTTP/1.0"
+        return ApiError(400, "ambiguous_framing", f"the request body is framed by {why}; send one of them")
+
     def _too_slow(self) -> ApiError:
         return ApiError(408, "body_timeout", f"the request body did not arrive within {self.timeout_s:g} s")
 
@@ -93,8 +104,8 @@ class BodyIntake:
     async def _reject(self, error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
         self.metrics.rejections.labels(error.code).inc()
         response = error_response(error)
-        if error.status == 413:
-            response.headers["Connection"] = "close"  # a body over the limit is never read
+        if error.status in (400, 413):
+            response.headers["Connection"] = "close"  # a body over the limit or framed two ways is never read
         # Otherwise (503: the budget is full) uvicorn reads the rest of the body and drops it, so that the
         # client, still sending, then reads this answer instead of a reset connection; `fer serve`'s
         # header deadline bounds how long that may take.

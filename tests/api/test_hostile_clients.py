@@ -163,7 +163,7 @@ def test_a_body_not_received_by_the_body_deadline_gets_408(live_server, caplog):
 
 def test_declared_bodies_beyond_the_upload_budget_get_503_at_once(live_server, astronaut_jpeg):
     url = live_server(upload_budget_bytes=100_000, body_timeout_s=2)
-    with _start_upload(url, declared=80_000) as holder:
+    with _start_upload(url, declared=80_000, first_bytes=b"--b\r\n" + b"x" * 79_000) as holder:
         time.sleep(0.3)
         started = time.monotonic()
         with _start_upload(url, declared=40_000) as late:
@@ -176,6 +176,57 @@ def test_declared_bodies_beyond_the_upload_budget_get_503_at_once(live_server, a
         assert _answer(holder)[0] == 408  # the holder is cut off at its body deadline...
     response = httpx.post(f"{url}/v1/predict", content=b"x" * 40_000, headers={"Content-Type": "image/jpeg"})
     assert response.status_code == 415  # ...and its 80,000 bytes are given back: a 40,000-byte body is read
+
+
+def test_connections_that_send_only_headers_hold_none_of_the_upload_budget(live_server, astronaut_jpeg):
+    # Before: each reserved its whole declared length, so 7 silent 10 MB declarations (64 MB budget)
+    # made every real upload get 503 until their body deadline, and again for as long as they came back.
+    url = live_server(upload_budget_bytes=len(astronaut_jpeg) + 10_000)
+    silent = [_start_upload(url, declared=len(astronaut_jpeg), first_bytes=b"") for _ in range(7)]
+    try:
+        time.sleep(0.3)  # every one has reached the app
+        for _ in range(3):
+            response = httpx.post(f"{url}/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)}, timeout=10)
+            assert response.status_code == 200, response.text
+    finally:
+        for client in silent:
+            client.close()
+
+
+def _framed_two_ways(server: tuple[str, int], head: bytes) -> tuple[int, bytes, float]:
+    """Send `head` and then 64 KB of chunks; the status, the answer and the seconds until the server
+    closed the connection."""
+    with socket.create_connection(server) as client:
+        client.sendall(head)
+        try:
+            for _ in range(16):
+                client.sendall(b"1000\r\n" + b"{" * 4096 + b"\r\n")
+        except OSError:
+            pass  # the server has answered and closed: the rest is not read
+        status, answer = _answer(client)
+        return status, answer, seconds_until_closed(client)
+
+
+def test_a_body_framed_by_both_length_and_chunks_is_refused_unread(fer_serve_protocol, caplog):
+    # Before: `Content-Length: 0` made the intake treat the body as complete while h11 read it by its
+    # chunks, so no size limit, budget or deadline applied (a 768 MB chunked body was read whole).
+    head = (
+        b"POST /v1/predict?detect=false HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR):
+        status, answer, closing = _framed_two_ways(fer_serve_protocol, head)
+    assert status == 400 and b"ambiguous_framing" in answer and b"connection: close" in answer.lower()
+    assert closing < 2
+    host, port = fer_serve_protocol
+    assert _count(_metrics(f"http://{host}:{port}"), 'fer_rejections_total{reason="ambiguous_framing"}') == 1
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_a_chunked_body_under_http_1_0_is_refused(fer_serve_protocol):
+    head = b"POST /v1/predict HTTP/1.0\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, answer, _ = _framed_two_ways(fer_serve_protocol, head)
+    assert status == 400 and b"Transfer-Encoding under HTTP/1.0" in answer
 
 
 def test_a_chunked_body_is_counted_against_the_budget_as_it_arrives(live_server):
