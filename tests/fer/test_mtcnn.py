@@ -9,8 +9,9 @@ import pytest
 from skimage import data
 
 import fer.mtcnn
+import fer.preprocess
 from fer.errors import FerError
-from fer.faces import Framing, HaarFaceDetector, box_iou
+from fer.faces import Detection, Framing, HaarFaceDetector, box_iou
 from fer.mtcnn import MtcnnFaceDetector, load_networks, load_weights, weights_folder
 from tests.conftest import astronaut_scene_counts, run_python
 
@@ -282,3 +283,170 @@ def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_
     assert finished(0.625)[0] == []  # scored 0.08, under the floor: no wider look, and it stays out
     monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
     assert finished(0.65)[0] == []
+
+
+# ---- the geometry's pure functions, against values computed by hand or by a plainer method -----------
+
+
+def test_a_box_corrected_by_r_or_o_net_moves_each_edge_by_its_share_of_the_side():
+    box = np.array([[10.0, 20.0, 29.0, 59.0, 0.9]])  # 20 x 40 pixels, counted from 1 as the paper does
+    moved = fer.mtcnn.correct(box, np.array([[0.1, -0.05, 0.2, 0.25]]))
+    np.testing.assert_allclose(moved, [[12.0, 18.0, 33.0, 69.0, 0.9]])
+
+
+def test_keypoints_are_placed_in_their_boxes_in_pixels():
+    boxes = np.array([[10.0, 20.0, 29.0, 59.0, 0.9], [100.0, 50.0, 109.0, 54.0, 0.8]])  # 20x40, 10x5
+    points = np.array([[0, 0.25, 0.5, 0.75, 1, 0, 0.1, 0.2, 0.3, 0.4], [1, 0, 0, 0, 0.5, 0, 0, 1, 0, 0.2]])
+    expected = [
+        [[9, 19], [14, 23], [19, 27], [24, 31], [29, 35]],  # x = 10 + 20 p - 1, y = 20 + 40 p - 1
+        [[109, 49], [99, 49], [99, 54], [99, 49], [104, 50]],  # x = 100 + 10 p - 1, y = 50 + 5 p - 1
+    ]
+    np.testing.assert_allclose(fer.mtcnn.keypoints_in_pixels(boxes, points), expected)
+
+
+def test_a_box_is_squared_on_its_longer_side_around_its_centre():
+    boxes = np.array([[10.0, 0.0, 60.0, 10.0, 0.5], [10.0, 20.0, 30.0, 60.0, 0.7]])  # wide, then tall
+    np.testing.assert_allclose(fer.mtcnn.square(boxes), [[10, -20, 60, 30, 0.5], [0, 20, 40, 60, 0.7]])
+
+
+def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
+    # x0 y0 x1 y1 score, then the corrections in box sides (P-Net's sides are x1 - x0, without the +1).
+    found = [
+        np.array([[10.0, 20.0, 29.0, 59.0, 0.9, 0.1, -0.05, 0.2, 0.25]]),
+        np.array([[11.0, 20.0, 30.0, 59.0, 0.6, 0.0, 0.0, 0.0, 0.0], [200, 10, 210, 15, 0.7, 0, 0, -0.5, 0.4]]),
+    ]
+    merged = fer.mtcnn._merged_proposals(found)
+    # The second scale's near copy of the first box goes (IoU 0.9); the first becomes (11.9, 18.05,
+    # 32.8, 68.75): 20.9 x 50.7, squared on 50.7 around (22.35, 43.4). The far box becomes
+    # (200, 10, 205, 17), 5 x 7, squared on 7 around (202.5, 13.5).
+    np.testing.assert_allclose(
+        merged, [[-3.0, 18.05, 47.7, 68.75, 0.9], [199.0, 10.0, 206.0, 17.0, 0.7]], atol=1e-4
+    )  # fmt: skip
+    assert fer.mtcnn._merged_proposals([]).shape == (0, 5)
+
+
+def _overlap_over_smaller(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / max(smaller, 1e-9)
+
+
+def _intersection_over_union(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union
+
+
+def _greedy_suppression(boxes, scores, threshold, overlap) -> list[int]:
+    """The plain definition: best first, a box is kept unless it overlaps a kept one by more than
+    `threshold`."""
+    kept: list[int] = []
+    for index in sorted(range(len(boxes)), key=lambda i: -scores[i]):
+        if all(overlap(boxes[index], boxes[other]) <= threshold for other in kept):
+            kept.append(index)
+    return kept
+
+
+def test_suppression_keeps_the_boxes_the_plain_greedy_definition_keeps():
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        corners = rng.uniform(0, 60, (40, 2))
+        sides = rng.uniform(2, 40, (40, 2))
+        sides[:6] = rng.uniform(0.1, 1.0, (6, 2))  # boxes smaller than a pixel: areas under 1
+        boxes = np.concatenate([corners, corners + sides], 1)
+        scores = (rng.permutation(40) + 1) / 41.0  # distinct, above 0 as every face score is
+        for threshold in (0.3, 0.5, 0.7):
+            picked = fer.mtcnn.nms(boxes, scores, threshold, by_smaller=True).tolist()
+            assert picked == _greedy_suppression(boxes, scores, threshold, _overlap_over_smaller)
+            picked = fer.mtcnn.nms(boxes, scores, threshold).tolist()
+            assert picked == _greedy_suppression(boxes, scores, threshold, _intersection_over_union)
+
+
+def test_suppression_keeps_a_box_of_no_area_once():
+    boxes = np.array([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 24.0]])  # a line first
+    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7, by_smaller=True).tolist() == [0, 1, 2]
+
+
+def _crop_from_padded_photo(photo: np.ndarray, box, side: int) -> np.ndarray:
+    """The crop as a plain method cuts it: pad the photo with black, cut the box (corners count pixels
+    from 1, truncated, as the paper's code does), area-average it down or stretch it bilinearly up."""
+    x0, y0, x1, y1 = (int(np.trunc(v)) - 1 for v in box)
+    width, height = x1 - x0 + 1, y1 - y0 + 1
+    pad = 2 * max(width, height, *photo.shape[:2])
+    padded = np.pad(photo, ((pad, pad), (pad, pad), (0, 0)))
+    region = padded[y0 + pad : y1 + 1 + pad, x0 + pad : x1 + 1 + pad]
+    interpolation = cv2.INTER_AREA if width > side or height > side else cv2.INTER_LINEAR
+    return cv2.resize(region, (side, side), interpolation=interpolation)
+
+
+def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
+    photo = np.random.default_rng(0).uniform(0, 255, (60, 80, 3)).astype(np.float32)  # noise: a pixel off shows
+    boxes = [
+        (11.0, 21.0, 40.9, 44.0),  # inside, cut shrinking (30 x 24 to 24)
+        (31.0, 11.0, 42.0, 22.0),  # inside, stretched (12 x 12 to 24)
+        (-5.0, 10.0, 14.0, 29.0),  # past the left edge
+        (70.0, 31.0, 89.0, 50.0),  # past the right edge
+        (21.0, -9.0, 40.0, 10.0),  # past the top
+        (41.0, 50.0, 60.0, 69.0),  # past the bottom
+        (101.0, 10.0, 120.0, 29.0),  # wholly outside: black
+        (21.0, 31.0, 60.0, 31.0),  # one pixel high
+        (31.0, 5.0, 31.0, 40.0),  # one pixel wide
+        (1.0, 1.0, 40.0, 12.0),  # wider than the crop, shorter: area-averaged across, stretched down
+        (5.0, 5.0, 14.0, 28.0),  # exactly as high as the crop, narrower
+    ]
+    cut = fer.mtcnn.crops([photo], np.array(boxes), 24)
+    for index, box in enumerate(boxes):
+        np.testing.assert_allclose(cut[index], _crop_from_padded_photo(photo, box, 24), atol=1e-3, err_msg=str(box))
+    assert (cut[6] == 0).all()
+
+
+def test_a_box_of_no_size_gives_a_black_crop_and_the_next_box_is_still_cut():
+    photo = np.random.default_rng(1).uniform(1, 255, (40, 40, 3)).astype(np.float32)
+    boxes = np.array([[21.0, 5.0, 20.0, 30.0], [5.0, 21.0, 30.0, 20.0], [1.0, 1.0, 24.0, 24.0]])
+    cut = fer.mtcnn.crops([photo], boxes, 24)
+    assert (cut[:2] == 0).all()
+    np.testing.assert_allclose(cut[2], photo[:24, :24])
+
+
+def test_a_photo_one_pixel_wide_or_high_past_the_working_size_has_no_faces(detector):
+    for shape in ((5000, 1, 3), (1, 5000, 3)):
+        assert detector.detections(np.full(shape, 128, np.uint8)) == []
+
+
+def test_crops_without_alignment_are_the_framed_boxes(detector):
+    photo = data.astronaut()
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    unaligned = MtcnnFaceDetector(alignment=None, networks=detector.networks)
+    [(x, y, w, h)], [crop] = unaligned.crop_faces(photo, gray)
+    [found] = detector.detect(photo)
+    assert (x, y, w, h) == unaligned.framing.apply(found, *gray.shape[::-1])
+    np.testing.assert_array_equal(crop, fer.preprocess.to_gray48(gray[y : y + h, x : x + w]))
+
+
+def _face_of_dots(centre_x: float, centre_y: float, eye_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Five keypoints of an upright face (eyes, nose, mouth corners), left-right symmetric about
+    centre_x, and a grey image with a dot on each."""
+    g = eye_gap
+    points = np.array(
+        [[-g / 2, 0], [g / 2, 0], [0, 0.5 * g], [-0.4 * g, g], [0.4 * g, g]], np.float32
+    ) + np.array([centre_x, centre_y], np.float32)  # fmt: skip
+    image = np.full((400, 400), 60, np.uint8)
+    for px, py in points:
+        cv2.circle(image, (round(px), round(py)), max(2, round(g / 12)), 255, -1)
+    return image, points
+
+
+def test_aligned_crops_centre_on_the_eyes_midpoint_and_come_largest_first(detector):
+    small_image, small_points = _face_of_dots(100, 150, 30)
+    large_image, large_points = _face_of_dots(260, 150, 70)
+    gray = np.maximum(small_image, large_image)
+    detections = [  # the small one scored higher: found first, reported second
+        Detection((85.0, 135.0, 30.0, 45.0), small_points, 0.99),
+        Detection((225.0, 115.0, 70.0, 105.0), large_points, 0.95),
+    ]
+    boxes, crops = detector._crops(gray, detections)
+    assert boxes[0][2] > boxes[1][2]
+    for crop in crops:  # each face's dots are mirror images about the eyes' midpoint: so is its crop
+        assert np.abs(crop.astype(float) - crop[:, ::-1]).mean() < 4, np.abs(crop.astype(float) - crop[:, ::-1]).mean()
