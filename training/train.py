@@ -8,6 +8,7 @@ Several machines (run on each, with its own --node-rank not needed under c10d):
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=fer1 \
         -m training.train --data fer2013.zip --out runs/big
 Survive crashed workers: torchrun --max-restarts=3 ...; restarted workers resume from OUT/last.pt.
+Stop with Ctrl+C or SIGTERM: one line says what last.pt holds and the command that resumes it.
 
 Every rank holds the whole training set on its device as uint8 (28,709 x 48 x 48 = 66 MB) and takes a
 disjoint shard of one shared, seeded permutation per epoch. Augmentation runs on whole batches on the
@@ -15,11 +16,17 @@ device. The EMA of the weights is evaluated on the validation split (PublicTest)
 `best.pt` is the epoch with the best validation accuracy.
 """
 
+import contextlib
+import json
 import logging
 import math
+import os
 import random
+import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +51,7 @@ from fer.datasets import (
 from fer.errors import FerError
 from fer.weights import load_checkpoint
 from training.augment import augment_batch, mix_batch
-from training.checkpoint import save_checkpoint
+from training.checkpoint import check_run_folder_writable, load_training_checkpoint, save_checkpoint
 from training.config import TrainConfig, parse_config
 from training.distill import SoftTargets
 from training.distributed import (
@@ -80,14 +87,70 @@ RESUME_MAY_CHANGE_WHEN_GIVEN = ("amp",)
 HELD_OUT_SHARE = 0.1  # of a dataset without a validation split, held out to validate on
 
 
+class Interrupted(BaseException):
+    """SIGINT (Ctrl+C) or SIGTERM (kill, a job scheduler, torchrun stopping its workers). A
+    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = None
     try:
-        train(parse_config(argv))
+        config = parse_config(argv)
+        with _signals_as_interrupts():
+            train(config)
     except FerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (Interrupted, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        if config is not None and int(os.environ.get("RANK", "0")) == 0:
+            print(_interrupted_message(config, signum), file=sys.stderr)
+        return 128 + signum
     return 0
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """SIGINT and SIGTERM raise Interrupted wherever the run is: checkpoint writes are atomic, so
+    stopping at any point leaves the last whole epoch's last.pt, and main says so in one line."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live there only
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted_message(config: TrainConfig, signum: int) -> str:
+    out = Path(config.out)
+    try:
+        checkpoint = load_checkpoint(out / "last.pt") if (out / "last.pt").is_file() else None
+    except FerError:
+        checkpoint = None
+    if checkpoint is not None:
+        saved = f"{out / 'last.pt'} holds epoch {checkpoint['epoch']} of {checkpoint['config']['epochs']}"
+    elif (out / "config.json").is_file():
+        saved = f"no epoch finished, nothing saved but the settings ({out / 'config.json'})"
+    else:
+        saved = "nothing saved"
+    command = ["-m", "training.train", "--data", config.data, "--out", str(out), "--resume"]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        launcher = "torchrun (with the same options) "
+    else:
+        launcher = "python "
+    return f"interrupted ({signal.Signals(signum).name}): {saved}; resume with: {launcher}{shlex.join(command)}"
 
 
 def train(config: TrainConfig) -> tuple[nn.Module, ExponentialMovingAverage]:
@@ -122,13 +185,17 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
 
     # ------------------------------------------------------------ the run folder is ours to write?
     _claim_run_folder(out, config, context)
+    if context.is_main:
+        check_run_folder_writable(out)
 
     # ------------------------------------------------------------ resume: the checkpoint's config wins
     checkpoint = None
     if config.resume or restarted_by_torchrun():
         if (out / "last.pt").exists():
-            checkpoint = load_checkpoint(out / "last.pt")
+            checkpoint = load_training_checkpoint(out / "last.pt")
             config = _resumed_config(config, checkpoint)
+        elif (out / "config.json").is_file():
+            config = _config_of_unstarted_run(config, out / "config.json")
         else:
             log.info(f"no {out / 'last.pt'} to resume from; starting from scratch")
 
@@ -172,7 +239,13 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     # ------------------------------------------------------------ model, EMA, optimizer, schedule, scaler
     state = TrainingState.create(config, steps_per_epoch, device)
     if checkpoint is not None:
-        state.restore(checkpoint)
+        try:
+            state.restore(checkpoint)
+        except (RuntimeError, KeyError, ValueError) as error:  # torch's load_state_dict mismatches
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise FerError(
+                f"{out / 'last.pt'} does not fit the {config.arch} run its own settings describe ({reason})"
+            ) from None
         log.info(f"resumed from {out / 'last.pt'} after epoch {state.epoch}/{config.epochs}")
     net = state.model
     if context.is_distributed:
@@ -204,6 +277,13 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         improved = val_accuracy > state.best_accuracy
         state.epoch, state.best_accuracy = epoch + 1, max(state.best_accuracy, val_accuracy)
         if run_log is not None:
+            saved = state.checkpoint(config, val_accuracy)
+            # best.pt first: killed between the two saves, last.pt still says the older best, so the
+            # resumed run replays this epoch, finds it better again and writes both. The epoch is
+            # logged last, so that metrics.jsonl never lists an epoch last.pt does not hold.
+            if improved:
+                save_checkpoint(saved, out / "best.pt")
+            save_checkpoint(saved, out / "last.pt")
             run_log.record_epoch(
                 state.epoch,
                 epoch_seconds,
@@ -215,12 +295,6 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
                 best_val_accuracy=state.best_accuracy,
                 lr=state.scheduler.get_last_lr()[0],
             )
-            saved = state.checkpoint(config, val_accuracy)
-            # best.pt first: killed between the two saves, last.pt still says the older best, so the
-            # resumed run replays this epoch, finds it better again and writes both.
-            if improved:
-                save_checkpoint(saved, out / "best.pt")
-            save_checkpoint(saved, out / "last.pt")
         barrier(context)  # no rank starts the next epoch (or exits) before the checkpoint exists
 
     if run_log is not None:
@@ -369,6 +443,28 @@ def _resumed_config(requested: TrainConfig, checkpoint: dict) -> TrainConfig:
     for name in RESUME_MAY_CHANGE_WHEN_GIVEN:
         if asked_for(name):
             setattr(saved, name, getattr(requested, name))
+    return saved
+
+
+def _config_of_unstarted_run(requested: TrainConfig, saved_file: Path) -> TrainConfig:
+    """--resume of a run stopped before its first checkpoint: its config.json says what it was asked
+    to train, and starts it again; settings given now override it, and the log says which."""
+    try:
+        saved = TrainConfig.from_dict(json.loads(saved_file.read_text()))
+    except (OSError, ValueError, TypeError) as error:
+        raise FerError(f"cannot read {saved_file} to resume its run: {error}") from None
+    given = getattr(requested, "given", None)  # None: a TrainConfig built in code means every field
+    overridden = []
+    for name, value in requested.to_dict().items():
+        if name in RESUME_MAY_CHANGE or given is None or name in given:
+            if name not in RESUME_MAY_CHANGE and value != getattr(saved, name):
+                overridden.append(f"{name} {getattr(saved, name)} -> {value}")
+            setattr(saved, name, getattr(requested, name))
+    log.info(
+        f"no {saved_file.parent / 'last.pt'} yet (stopped before its first epoch ended): starting its run again "
+        f"from {saved_file.name}" + (f", with what was given now: {', '.join(overridden)}" if overridden else "")
+    )
+    saved.validate()
     return saved
 
 
