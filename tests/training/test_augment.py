@@ -172,10 +172,20 @@ def test_rotation_alone_turns_each_face_rigidly_by_up_to_its_angle_both_ways():
 
 def test_scaling_alone_moves_each_dot_along_its_ray_by_the_zoom_range():
     config = replace(ONLY_GEOMETRY, scale_range=AugmentConfig().scale_range)
-    moved = dot_offsets(augment_batch(dots(128, 0, 14), config, torch.Generator().manual_seed(0)))
+    moved = dot_offsets(augment_batch(dots(256, 0, 14), config, torch.Generator().manual_seed(0)))
     assert float(moved[:, 0].abs().max()) < 0.05  # along the ray: no turn
-    assert float(moved[:, 1].min()) > 14 * 0.9 - 0.1 and float(moved[:, 1].max()) < 14 * 1.1 + 0.1
-    assert float(moved[:, 1].min()) < 13.0 and float(moved[:, 1].max()) > 15.0  # zoomed out and in
+    # The zoom itself is uniform in [0.9, 1.1] (not its inverse, [0.91, 1.11]).
+    assert float(moved[:, 1].min()) > 14 * 0.9 - 0.05 and float(moved[:, 1].max()) < 14 * 1.1 + 0.05
+    assert float(moved[:, 1].min()) < 12.7 and float(moved[:, 1].max()) > 15.3  # zoomed out and in
+
+
+def test_turning_and_zooming_together_keep_the_faces_shape():
+    config = replace(ONLY_GEOMETRY, max_rotation_deg=10.0, scale_range=(0.9, 1.1))
+    right = dot_offsets(augment_batch(dots(128, 0, 14), config, torch.Generator().manual_seed(0)))
+    down = dot_offsets(augment_batch(dots(128, 14, 0), config, torch.Generator().manual_seed(0)))
+    # A turn and a zoom: both dots at the same distance, still at right angles.
+    assert torch.allclose(right.norm(dim=1), down.norm(dim=1), atol=0.1)
+    assert torch.allclose(down, torch.stack([right[:, 1], -right[:, 0]], 1), atol=0.15)
 
 
 def test_shifting_alone_moves_a_face_by_up_to_a_tenth_of_its_side_each_way():
@@ -285,11 +295,21 @@ def test_lighting_clips_brightness_at_white_before_it_scales_contrast_as_torchvi
     assert torch.allclose(white_before_contrast[unclipped], torch.full_like(b[unclipped], 255.0), atol=0.05)
 
 
-def test_mixing_with_alpha_zero_is_off():
+def test_mixing_with_alpha_zero_or_below_is_off():
     x = batch()
     for mode in ("mixup", "cutmix"):
-        mixed = mix_batch(x, mode, 0.0, random.Random(0))
-        assert mixed.pixels is x and mixed.weight == 1.0
+        for alpha in (0.0, -1.0):
+            mixed = mix_batch(x, mode, alpha, random.Random(0))
+            assert mixed.pixels is x and mixed.weight == 1.0
+
+
+def test_lighting_keeps_a_black_face_black_and_a_white_one_white_or_dimmed():
+    faces = torch.cat([torch.zeros(64, 1, 48, 48), torch.full((64, 1, 48, 48), 255.0)])
+    out = augment_batch(faces, replace(ONLY_GEOMETRY, color_jitter=0.5), torch.Generator().manual_seed(0))
+    assert bool((out[:64] == 0).all())
+    white = out[64:].flatten(1)
+    assert bool((white == white[:, :1]).all())  # each stays one flat grey
+    assert float(white.max()) == 255 and float(white.min()) < 160  # brightened: clipped; dimmed: grey
 
 
 def cutmix_rectangle(height: int, width: int, seed: int) -> tuple[int, int, int, int]:
