@@ -319,6 +319,7 @@ def main() -> int:
         help="test the mutants an interrupted run left untested (a scope without a session starts anew)",
     )
     args = parser.parse_args()
+    args.out = args.out.resolve()  # Cosmic Ray runs in each scope's copy: a relative --out means nothing there
     scopes = [s for s in SCOPES if not args.scope or s.module in args.scope]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report_only:  # the sessions' state now, after any retests: no timing to report
