@@ -14,11 +14,18 @@ warm-up's 640x480 alone, was admitted at half its cost, and 25 of 128 got 504 (b
 """
 
 import math
+import statistics
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SMOOTHING = 0.2  # weight of a new measurement in the running averages
+SMOOTHING = 0.2  # weight of a new measurement in the running averages of classification times
 SMALLEST_CLASS_PIXELS = 2**17  # 131,072: size classes are powers of two of pixels from here up
+# A size class is priced at the median of its last few measurements, not at a running average: four
+# crafted slow images (progressive JPEGs of thousands of scans) priced the 25-megapixel class at
+# seconds, and every photo of that size was refused for good. Now a minority of slow images does not
+# move the price, and a majority moves it only until photos measured again outnumber them.
+RECENT_MEASUREMENTS = 5
 
 
 def size_class(pixels: int) -> int:
@@ -27,16 +34,20 @@ def size_class(pixels: int) -> int:
 
 
 class CostBySize:
-    """Seconds to prepare one image, followed per size class. A class not measured yet is priced from
-    its measured neighbours: between two, by the line through them; above the largest, at that class's
-    seconds per pixel (never cheaper per pixel than what was seen); below the smallest, as the smallest."""
+    """Seconds to prepare one image, followed per size class: the median of the class's last
+    RECENT_MEASUREMENTS. A class not measured yet is priced from its measured neighbours: between two,
+    by the line through them; above the largest, at that class's seconds per pixel (never cheaper per
+    pixel than what was seen); below the smallest, as the smallest."""
 
     def __init__(self) -> None:
-        self.seconds: dict[int, float] = {}  # size class -> running average
+        self.recent: dict[int, deque[float]] = {}  # size class -> its last measurements
+        self.seconds: dict[int, float] = {}  # size class -> its price, the median of `recent`
 
     def observe(self, pixels: int, seconds: float) -> None:
         key = size_class(pixels)
-        self.seconds[key] = _smooth(self.seconds[key], seconds) if key in self.seconds else seconds
+        recent = self.recent.setdefault(key, deque(maxlen=RECENT_MEASUREMENTS))
+        recent.append(seconds)
+        self.seconds[key] = statistics.median(recent)
 
     def estimate(self, pixels: int, unmeasured: float) -> float:
         if not self.seconds:
@@ -64,6 +75,7 @@ class WorkEstimate:
         self.face_s: dict[str, float] = {}  # seconds per face, by TTA mode
         self.faces_per_image = 1.0  # with detection; without, an image is one face
         self.queued_s = 0.0  # estimated seconds of work admitted and not yet answered
+        self.admitted = 0  # requests admitted and not yet answered: whether anything is queued at all
 
     def cost_s(self, pixels: list[int], detect: bool, tta: str) -> float:
         """Estimated seconds of server time that a request's images (their pixel counts) add."""
@@ -84,16 +96,20 @@ class WorkEstimate:
     @contextmanager
     def queued(self, cost_s: float) -> Iterator[None]:
         self.queued_s += cost_s
+        self.admitted += 1
         try:
             yield
         finally:
-            self.queued_s = max(0.0, self.queued_s - cost_s)
+            self.admitted -= 1
+            # Costs added and taken away in another order leave a float residue (3e-15 s was seen),
+            # which must not read as work queued: with nothing admitted, nothing is.
+            self.queued_s = max(0.0, self.queued_s - cost_s) if self.admitted else 0.0
 
     def wait_beyond(self, cost_s: float, limit_s: float) -> float:
         """Seconds by which a request of `cost_s` would finish past `limit_s` (0 when it fits). A request
-        that finds nothing queued always fits: however large, it can only be answered by running it
-        (FER_MAX_REQUEST_PIXELS bounds how large)."""
-        if self.queued_s <= 0:
+        that finds nothing admitted always fits: however large, it can only be answered by running it
+        (FER_MAX_REQUEST_PIXELS bounds how large), and so an idle server never refuses work."""
+        if not self.admitted:
             return 0.0
         return max(0.0, self.queued_s + cost_s - limit_s)
 

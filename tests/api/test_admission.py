@@ -11,11 +11,43 @@ def test_size_classes_double_in_pixels():
     assert [size_class(p) for p in (1, 2**17, 2**17 + 1, VGA, UXGA, HUGE)] == [0, 0, 1, 2, 4, 8]
 
 
-def test_a_measured_class_is_priced_at_its_running_average():
+def test_a_measured_class_is_priced_at_the_median_of_its_last_five_measurements():
     cost = CostBySize()
     cost.observe(VGA, 0.10)
-    cost.observe(VGA, 0.20)  # smoothed, not replaced
-    assert cost.estimate(VGA, unmeasured=9) == pytest.approx(0.8 * 0.10 + 0.2 * 0.20)
+    assert cost.estimate(VGA, unmeasured=9) == pytest.approx(0.10)
+    cost.observe(VGA, 0.20)
+    assert cost.estimate(VGA, unmeasured=9) == pytest.approx(0.15)
+    for seconds in (0.12, 0.11, 0.13, 0.14):  # the first, 0.10, drops out
+        cost.observe(VGA, seconds)
+    assert cost.estimate(VGA, unmeasured=9) == pytest.approx(0.13)
+
+
+def test_a_few_crafted_slow_images_do_not_price_their_class_out_for_good():
+    # Seen: four 205 KB progressive JPEGs priced the 25-megapixel class at seconds, for good.
+    cost = CostBySize()
+    for seconds in (0.8, 0.9, 0.8):
+        cost.observe(HUGE, seconds)
+    cost.observe(HUGE, 12.0)
+    cost.observe(HUGE, 11.0)
+    assert cost.estimate(HUGE, unmeasured=9) == pytest.approx(0.9)  # a minority moves nothing
+    cost.observe(HUGE, 12.5)
+    cost.observe(HUGE, 13.0)
+    assert cost.estimate(HUGE, unmeasured=9) == pytest.approx(12.0)  # a majority does...
+    for seconds in (0.8, 0.9, 0.85):
+        cost.observe(HUGE, seconds)
+    assert cost.estimate(HUGE, unmeasured=9) == pytest.approx(0.9)  # ...until photos measured again outnumber it
+
+
+def test_an_idle_server_admits_any_request_whatever_float_residue_its_queue_left():
+    estimate = WorkEstimate(prepare_threads=2, decode_budget_pixels=25_000_000)
+    first, second, third = estimate.queued(0.1), estimate.queued(0.2), estimate.queued(0.3)
+    for admitted in (first, second, third):
+        admitted.__enter__()
+    assert estimate.wait_beyond(60.0, limit_s=5.0) > 0  # work queued: a long request waits its turn
+    for admitted in (first, second, third):  # 0.1 + 0.2 + 0.3 - 0.1 - 0.2 - 0.3 is 5.6e-17 in floats
+        admitted.__exit__(None, None, None)
+    assert estimate.queued_s == 0.0 and estimate.admitted == 0
+    assert estimate.wait_beyond(60.0, limit_s=5.0) == 0.0  # nothing admitted: it runs, however long
 
 
 def test_unmeasured_classes_are_priced_from_their_neighbours_never_below_what_was_seen():
