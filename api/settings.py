@@ -5,7 +5,7 @@
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
@@ -59,7 +59,16 @@ class Settings(BaseSettings):
     max_faces: int = Field(32, ge=1)  # faces classified per image; the largest are kept
     max_batch_images: int = Field(16, ge=1)  # images in one /v1/predict/batch request
 
-    # Access: when set, /v1/* needs "Authorization: Bearer <key>" or "X-API-Key: <key>".
+    # Access: when set, /v1/* needs "Authorization: Bearer <key>" or "X-API-Key: <key>". An empty key
+    # is refused at start: no client can send it, so every /v1 call would get 401.
     api_key: SecretStr | None = None
+
     # /metrics is open by default (scrapers often sit inside the network); true: it needs api_key too.
     metrics_need_key: bool = False
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_not_empty(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not key.get_secret_value():
+            raise ValueError("set but empty; unset it to serve without a key, or give a key")
+        return key

@@ -7,6 +7,7 @@ an upload from its content rather than from the name or content type its sender 
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,10 @@ _SIGNATURES = [
     ("JPEG2000", 0, b"\x00\x00\x00\x0cjP  "),
     ("HEIF", 4, b"ftyp"),  # HEIC and AVIF photos from phones
     ("PDF", 0, b"%PDF"),
+    ("QOI", 0, b"qoif"),
 ]
+_NETPBM = re.compile(rb"P[1-7]\s+[0-9#]")  # PBM, PGM, PPM, PAM: magic, whitespace, a size or a comment
+_TGA_FOOTER = b"TRUEVISION-XFILE.\x00"  # TGA 2.0 ends so; older TGA files have no signature at all
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -43,6 +47,13 @@ def sniff_format(data: bytes) -> str | None:
     for name, offset, signature in _SIGNATURES:
         if data[offset : offset + len(signature)] == signature and (name != "WEBP" or data[:4] == b"RIFF"):
             return name
+    if _NETPBM.match(data[:16]):
+        return "PPM"  # Pillow's name for the Netpbm family
+    if data.endswith(_TGA_FOOTER):
+        return "TGA"
+    text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()  # SVG is XML text, perhaps with a BOM
+    if text.startswith(b"<svg") or (text.startswith((b"<?xml", b"<!doctype svg")) and b"<svg" in text):
+        return "SVG"
     return None
 
 

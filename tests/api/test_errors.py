@@ -90,6 +90,32 @@ def test_formats_outside_the_allow_list_are_415(client, image_format):
     assert image_format in body["error"]["message"]
 
 
+QOI_1X1 = b"qoif\x00\x00\x00\x01\x00\x00\x00\x01\x03\x00" + b"\xfe\x10\x20\x30" + b"\x00" * 7 + b"\x01"
+SVG = b'\xef\xbb\xbf<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'
+
+
+@pytest.mark.parametrize(
+    "name, payload",
+    [
+        ("PPM", encode(np.zeros((32, 32, 3), dtype=np.uint8), "PPM")),
+        ("PPM", encode(np.zeros((32, 32), dtype=np.uint8), "PPM")),  # written as a PGM
+        ("TGA", encode(np.zeros((32, 32, 3), dtype=np.uint8), "TGA")),
+        ("QOI", QOI_1X1),
+        ("SVG", SVG),
+        ("SVG", b"  <svg viewBox='0 0 9 9'><circle r='4'/></svg>"),
+    ],
+)
+def test_image_formats_told_by_more_than_a_leading_signature_are_415_too(client, name, payload):
+    # Before: 400 not_an_image, though the README promises 415 for the image formats it does not take.
+    body = _error(client.post("/v1/predict", files={"file": ("x.jpg", payload)}), 415, "unsupported_format")
+    assert body["error"]["message"].startswith(f"{name} images are not accepted")
+
+
+def test_text_that_merely_mentions_svg_is_not_an_image(client):
+    payload = b"P1 is a phrase, and <svg> a tag"
+    _error(client.post("/v1/predict", files={"file": ("x.txt", payload)}), 400, "not_an_image")
+
+
 def test_body_that_is_neither_multipart_nor_json_is_415(client, astronaut_jpeg):
     response = client.post("/v1/predict", content=astronaut_jpeg, headers={"content-type": "image/jpeg"})
     _error(response, 415, "unsupported_media_type")

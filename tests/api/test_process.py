@@ -171,6 +171,19 @@ def test_serve_with_a_bad_setting_is_a_clear_error():
     assert "FER_MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_serve_with_an_empty_api_key_refuses_to_start():
+    # Before: it served, and every /v1 call got 401, since no client can send an empty key.
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FER_API_KEY": ""},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "FER_API_KEY: Value error, set but empty; unset it to serve without a key" in result.stderr
+
+
 def test_serve_with_no_workers_is_a_clear_error():
     result = subprocess.run(
         [str(Path(sys.executable).with_name("fer")), "serve", "--workers", "0"],
