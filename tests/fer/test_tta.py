@@ -99,3 +99,17 @@ def test_unknown_mode_is_refused(mode):
         tta_views(faces(), mode)
     with pytest.raises(ValueError, match="unknown TTA mode"):
         predict_probabilities(pixel_logits, faces(), mode)
+
+
+@pytest.mark.parametrize("mode", TTA_MODES)
+def test_logits_too_large_for_exp_still_give_probabilities(mode):
+    # A confident float32 model can give logits of 100 or more: exp(100) overflows float32 unless
+    # the softmax subtracts each row's largest logit first.
+    def confident(views: np.ndarray) -> np.ndarray:
+        logits = np.zeros((len(views), 7), np.float32)
+        logits[:, 3], logits[:, 0] = 120.0, 120.0 - np.log(3.0)  # happy three times as likely as angry
+        return logits
+
+    probabilities = predict_probabilities(confident, faces(2), mode)
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities[:, [3, 0]], [[0.75, 0.25]] * 2, atol=1e-5)
