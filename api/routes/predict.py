@@ -101,7 +101,7 @@ async def predict(
     `{"image": "<base64>"}`. Faces come largest first; an image without faces gives an empty list."""
 
     started = time.perf_counter()
-    uploads = await _read_uploads(request, "file", "image")
+    uploads = await _read_uploads(request, "file", "image", max_images=1)
     if len(uploads) > 1:
         raise ApiError(422, "invalid_request", "send one image here; use /v1/predict/batch for several")
     # A bad image gets its 4xx now, before it waits for capacity: its header is all it takes.
@@ -134,7 +134,7 @@ async def predict_batch(
             return error.body()
 
     started = time.perf_counter()
-    uploads = await _read_uploads(request, "files", "images")
+    uploads = await _read_uploads(request, "files", "images", settings.max_batch_images)
     if len(uploads) > settings.max_batch_images:
         raise ApiError(413, "too_many_images", f"{len(uploads)} images; this server takes {settings.max_batch_images}")
     work = lambda: asyncio.gather(*(one(upload) for upload in uploads))  # noqa: E731
@@ -163,7 +163,7 @@ async def _admitted(
         return await with_deadline(settings.request_timeout_s, work())
 
 
-async def _read_uploads(request: Request, file_field: str, json_field: str) -> list[Upload]:
+async def _read_uploads(request: Request, file_field: str, json_field: str, max_images: int) -> list[Upload]:
     # Read before admission: a slow uploader then holds part of the upload budget (BodyIntake, which
     # also cuts it off at its body deadline) and never one of the inference slots.
     try:
@@ -177,7 +177,7 @@ async def _read_uploads(request: Request, file_field: str, json_field: str) -> l
         # nginx's "client closed request", so that metrics tell it apart from errors.
         message = "the client closed the connection before sending the whole body"
         raise ApiError(499, "client_disconnected", message) from None
-    return read_uploads(body, request.headers.get("content-type", ""), file_field, json_field)
+    return read_uploads(body, request.headers.get("content-type", ""), file_field, json_field, max_images)
 
 
 @router.get("/model", response_model=ServedModel, responses=_errors(401, 503), summary="The model being served")

@@ -1,6 +1,7 @@
 """Clients that misbehave on purpose or by accident, against a real uvicorn server on loopback: each
 gets a 4xx or is let go, never a 5xx, and nothing they do is logged as a server failure (issue 15)."""
 
+import base64
 import logging
 import socket
 import struct
@@ -308,3 +309,27 @@ def test_a_batch_whose_images_total_more_pixels_than_a_request_may_have_is_413(l
     response = httpx.post(f"{url}/v1/predict/batch", files=files, timeout=60)
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_pixels"
     assert "27,000,000 pixels" in response.json()["error"]["message"]
+
+
+# ---- JSON bodies built to cost more than their size ----------------------------------------------------
+
+
+def test_a_json_batch_of_a_million_empty_strings_is_refused_before_it_is_parsed(live_server):
+    # Before: 3.4 million entries (10 MB) took 9.4 s of the event loop (healthz waited as long) and 358 MB.
+    url = live_server()
+    body = b'{"images": [' + b'"",' * 1_000_000 + b'""]}'
+    started = time.monotonic()
+    response = httpx.post(
+        f"{url}/v1/predict/batch", content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_images"
+    assert "more values than 16 images can have" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 3
+    assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_a_batch_of_data_urls_has_room_for_every_comma_it_needs(live_server, astronaut_jpeg):
+    url = live_server(max_batch_images=4)
+    image = "data:image/jpeg;base64," + base64.b64encode(astronaut_jpeg[:2000]).decode()
+    response = httpx.post(f"{url}/v1/predict/batch?detect=false", json={"images": [image] * 4}, timeout=30)
+    assert response.status_code == 200 and len(response.json()["results"]) == 4

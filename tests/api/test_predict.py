@@ -288,3 +288,21 @@ def test_uploads_never_touch_the_disk_or_the_logs(client, astronaut, tmp_path, m
     assert list(tmp_path.iterdir()) == []
     assert base64.b64encode(big[:300]).decode()[:100] not in caplog.text
     assert "secret bytes" not in caplog.text
+
+
+def test_base64_with_whitespace_everywhere_is_decoded_within_a_few_copies_of_its_size(astronaut_jpeg):
+    # Before: split into words, a string with a space every 2 characters took 25x its size.
+    import tracemalloc
+
+    from api.uploads import decode_base64
+
+    encoded = base64.b64encode(astronaut_jpeg * 4).decode()
+    spaced = " ".join(encoded[i : i + 2] for i in range(0, len(encoded), 2))
+    tracemalloc.start()
+    try:
+        decoded = decode_base64(spaced)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoded == astronaut_jpeg * 4
+    assert peak < 3.5 * len(spaced), peak / len(spaced)
