@@ -6,6 +6,7 @@ process with its own model) read the same values; uvicorn's supervisor restarts 
 
 import copy
 import errno
+import logging
 import os
 import socket
 from pathlib import Path
@@ -25,6 +26,20 @@ GRACEFUL_SHUTDOWN_S = 20
 # uvicorn's own logging, plus the service's "api" logger (model ready, draining) on the same handler.
 LOG_CONFIG = copy.deepcopy(LOGGING_CONFIG)
 LOG_CONFIG["loggers"]["api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+LOG_CONFIG["filters"] = {"without_query_strings": {"()": "api.serve.WithoutQueryStrings"}}
+LOG_CONFIG["handlers"]["access"]["filters"] = ["without_query_strings"]
+
+
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn's access log writes each request's path with its query string, where a client may have
+    put a secret (?api_key=...): the query is left out, and the line says there was one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, version, status
+            client, method, path, version, status = record.args
+            if isinstance(path, str) and "?" in path:
+                record.args = (client, method, path.split("?", 1)[0] + "?<query left out>", version, status)
+        return True
 
 
 def serve(

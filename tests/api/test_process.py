@@ -131,6 +131,22 @@ def test_workers_keep_serving_when_one_is_killed(exported_weights, astronaut_jpe
         _stop(server)
 
 
+def test_the_access_log_leaves_query_strings_out(exported_weights):
+    # A key sent as ?api_key= (or anything else in a query) used to land in the log as it came.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_fer_serve("--port", str(port), "--weights", str(exported_weights), "--tta", "none")
+    try:
+        _wait_ready(url, server)
+        assert httpx.get(f"{url}/healthz?api_key=topsecret-123").status_code == 200
+    finally:
+        _stop(server)
+    output = server.stdout.read()
+    assert '"GET /healthz?<query left out> HTTP/1.1" 200' in output
+    assert '"GET /readyz HTTP/1.1" 200' in output  # paths without a query are logged as they are
+    assert "topsecret" not in output
+
+
 def test_plain_uvicorn_starts_the_same_app_from_fer_variables(exported_weights, astronaut_jpeg):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
