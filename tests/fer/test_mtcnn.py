@@ -245,6 +245,11 @@ def test_r_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through(detec
     assert refined(0.7) == []
 
 
+def test_a_wider_looks_face_scores_are_taken_as_they_are():
+    scores = np.array([[0.1, 0.9], [0.7, 0.3]], np.float32)
+    np.testing.assert_array_equal(fer.mtcnn.as_seen_from_proposal("face", scores, 0.15), scores)
+
+
 def test_keypoints_from_a_wider_looks_box_are_the_same_points_seen_from_the_proposal():
     rng = np.random.default_rng(1)
     corners = rng.uniform(0, 200, (8, 2))
@@ -313,10 +318,11 @@ def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
     # x0 y0 x1 y1 score, then the corrections in box sides (P-Net's sides are x1 - x0, without the +1).
     found = [
         np.array([[10.0, 20.0, 29.0, 59.0, 0.9, 0.1, -0.05, 0.2, 0.25]]),
-        np.array([[11.0, 20.0, 30.0, 59.0, 0.6, 0.0, 0.0, 0.0, 0.0], [200, 10, 210, 15, 0.7, 0, 0, -0.5, 0.4]]),
+        np.array([[11.0, 21.0, 30.0, 60.0, 0.6, 0.0, 0.0, 0.0, 0.0], [200, 10, 210, 15, 0.7, 0, 0, -0.5, 0.4]]),
     ]
     merged = fer.mtcnn._merged_proposals(found)
-    # The second scale's near copy of the first box goes (IoU 0.9); the first becomes (11.9, 18.05,
+    # The second scale's near copy of the first box goes (IoU 0.86: the better score stays, though
+    # the copy reaches lower); the first becomes (11.9, 18.05,
     # 32.8, 68.75): 20.9 x 50.7, squared on 50.7 around (22.35, 43.4). The far box becomes
     # (200, 10, 205, 17), 5 x 7, squared on 7 around (202.5, 13.5).
     np.testing.assert_allclose(
@@ -364,6 +370,12 @@ def test_suppression_keeps_the_boxes_the_plain_greedy_definition_keeps():
             assert picked == _greedy_suppression(boxes, scores, threshold, _intersection_over_union)
 
 
+def test_suppression_keeps_a_box_that_overlaps_a_better_one_by_exactly_the_threshold():
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0]])  # overlap 50 of 100: 0.5 by either measure
+    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.5, by_smaller=True).tolist() == [0, 1]
+    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.49, by_smaller=True).tolist() == [0]
+
+
 def test_suppression_keeps_a_box_of_no_area_once():
     boxes = np.array([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 24.0]])  # a line first
     assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7, by_smaller=True).tolist() == [0, 1, 2]
@@ -391,6 +403,11 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
         (21.0, -9.0, 40.0, 10.0),  # past the top
         (41.0, 50.0, 60.0, 69.0),  # past the bottom
         (101.0, 10.0, 120.0, 29.0),  # wholly outside: black
+        (83.0, 30.0, 110.0, 49.0),  # wholly outside, starting two pixels past the right edge
+        (61.0, 5.0, 81.0, 24.0),  # one pixel past the right edge
+        (5.0, 41.0, 24.0, 61.0),  # one pixel past the bottom
+        (25.0, 41.0, 44.0, 62.0),  # two pixels past the bottom
+        (1.0, 30.0, 24.0, 40.0),  # exactly as wide as the crop, lower
         (21.0, 31.0, 60.0, 31.0),  # one pixel high
         (31.0, 5.0, 31.0, 40.0),  # one pixel wide
         (1.0, 1.0, 40.0, 12.0),  # wider than the crop, shorter: area-averaged across, stretched down
@@ -399,7 +416,7 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
     cut = fer.mtcnn.crops([photo], np.array(boxes), 24)
     for index, box in enumerate(boxes):
         np.testing.assert_allclose(cut[index], _crop_from_padded_photo(photo, box, 24), atol=1e-3, err_msg=str(box))
-    assert (cut[6] == 0).all()
+    assert (cut[6] == 0).all() and (cut[7] == 0).all()
 
 
 def test_a_box_of_no_size_gives_a_black_crop_and_the_next_box_is_still_cut():
@@ -408,6 +425,18 @@ def test_a_box_of_no_size_gives_a_black_crop_and_the_next_box_is_still_cut():
     cut = fer.mtcnn.crops([photo], boxes, 24)
     assert (cut[:2] == 0).all()
     np.testing.assert_allclose(cut[2], photo[:24, :24])
+
+
+def test_photos_past_the_working_size_are_shrunk_to_it_and_no_others(detector):
+    for (height, width), expected_shape, shrink in [
+        ((1000, 2000), (640, 1280), 0.64),
+        ((1280, 720), (1280, 720), 1.0),  # exactly the working size: as it is
+        ((480, 640), (480, 640), 1.0),
+        ((5000, 1), (1280, 1), 0.256),  # never 0 pixels wide
+    ]:
+        working, factor = detector._working_copy(np.zeros((height, width, 3), np.uint8))
+        assert working.shape == (*expected_shape, 3) and working.dtype == np.float32
+        assert factor == pytest.approx(shrink)
 
 
 def test_a_photo_one_pixel_wide_or_high_past_the_working_size_has_no_faces(detector):
@@ -432,18 +461,18 @@ def _face_of_dots(centre_x: float, centre_y: float, eye_gap: float) -> tuple[np.
     points = np.array(
         [[-g / 2, 0], [g / 2, 0], [0, 0.5 * g], [-0.4 * g, g], [0.4 * g, g]], np.float32
     ) + np.array([centre_x, centre_y], np.float32)  # fmt: skip
-    image = np.full((400, 400), 60, np.uint8)
+    image = np.full((420, 400), 60, np.uint8)
     for px, py in points:
         cv2.circle(image, (round(px), round(py)), max(2, round(g / 12)), 255, -1)
     return image, points
 
 
 def test_aligned_crops_centre_on_the_eyes_midpoint_and_come_largest_first(detector):
-    small_image, small_points = _face_of_dots(100, 150, 30)
+    small_image, small_points = _face_of_dots(100, 330, 30)  # lower in the photo than the large one
     large_image, large_points = _face_of_dots(260, 150, 70)
     gray = np.maximum(small_image, large_image)
     detections = [  # the small one scored higher: found first, reported second
-        Detection((85.0, 135.0, 30.0, 45.0), small_points, 0.99),
+        Detection((85.0, 315.0, 30.0, 45.0), small_points, 0.99),
         Detection((225.0, 115.0, 70.0, 105.0), large_points, 0.95),
     ]
     boxes, crops = detector._crops(gray, detections)
