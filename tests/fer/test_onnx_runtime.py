@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fer.card import ModelCard
+from fer.cpu import CpuInfo
 from fer.errors import WeightsError
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
@@ -235,6 +236,40 @@ def test_auto_takes_the_int8_file_only_when_its_accuracy_holds(exported_weights,
     with caplog.at_level(logging.WARNING):
         assert load_default_int8_model(weights, card)[0] is None  # a changed file: warned and skipped
     assert "ignoring the int8 variant" in caplog.text
+
+
+AVX2_ONLY = CpuInfo("AMD EPYC 7B12", frozenset({"avx2", "fma"}))
+WITH_VNNI = CpuInfo("AMD EPYC 9B14", frozenset({"avx2", "avx512f", "avx512_vnni"}))
+
+
+@pytest.mark.parametrize(
+    "bits, cpu, why",
+    [
+        (7, AVX2_ONLY, "its 7-bit weights cannot saturate on any CPU"),
+        (7, WITH_VNNI, "its 7-bit weights cannot saturate on any CPU"),
+        (8, WITH_VNNI, "its 8-bit weights cannot saturate with VNNI"),
+        (None, WITH_VNNI, "its 8-bit weights cannot saturate with VNNI"),  # cards before weight_bits: 8-bit
+        (8, AVX2_ONLY, None),
+        (None, AVX2_ONLY, None),
+    ],
+)
+def test_auto_runs_int8_only_where_its_weights_cannot_saturate(exported_weights, tmp_path, bits, cpu, why):
+    """The CPU is the one passed, never this machine's: an AVX2-only CPU sums 8-bit weights' pairs in
+    int16, which saturate (fer-v2's 8-bit int8 lost 1.8 points on one, issue 29)."""
+    from fer.onnx_runtime import OnnxModel, load_default_int8_model
+
+    weights, card = int8_stand_in(exported_weights, tmp_path)
+    card.int8.weight_bits = bits
+    model, reason = load_default_int8_model(weights, card, cpu)
+    if why is None:
+        assert model is None
+        assert reason == (
+            f"the int8 variant has 8-bit weights, which saturate without VNNI ({cpu.describe()}); "
+            "fer export writes 7-bit ones that hold on every CPU"
+        )
+    else:
+        assert isinstance(model, OnnxModel)
+        assert reason == f"int8 is within 0.5% of float32 on validation and {why}"
 
 
 def onnx_file(path, nodes, input_shape, output_shape, initializers=()):
