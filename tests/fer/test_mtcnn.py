@@ -293,6 +293,26 @@ def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_
 # ---- the geometry's pure functions, against values computed by hand or by a plainer method -----------
 
 
+def test_the_pyramid_holds_every_scale_whose_image_still_holds_p_nets_window():
+    assert fer.mtcnn.pyramid(24, 24, 24) == [0.5]  # 24 x 0.5 is exactly the 12-pixel window
+    # 12/20 = 0.6, then 0.709 times smaller while 100 x scale >= 12: 0.6 ... 0.1516 (15.2 pixels).
+    assert fer.mtcnn.pyramid(100, 200, 20) == pytest.approx([0.6, 0.4254, 0.30161, 0.213842, 0.151614], rel=1e-5)
+    assert fer.mtcnn.pyramid(11, 500, 12) == []  # a strip narrower than the window
+
+
+def test_p_nets_cells_at_or_above_the_threshold_become_boxes_in_the_image():
+    face = np.zeros((3, 4), np.float32)
+    face[0, 0], face[1, 2], face[2, 0] = 0.49, 0.5, 0.9  # below, exactly at, above the threshold
+    regression = np.zeros((4, 3, 4), np.float32)
+    regression[:, 1, 2], regression[:, 2, 0] = [0.1, 0.2, 0.3, 0.4], [-0.1, -0.2, -0.3, -0.4]
+    # A cell (column c, row r) at scale s covers floor((2c + 1) / s) .. floor((2c + 12) / s) across.
+    expected = [
+        [8, 5, 26, 23, 0.5, 0.1, 0.2, 0.3, 0.4],  # c 2, r 1: 5/0.6, 3/0.6, 16/0.6, 14/0.6
+        [1, 8, 20, 26, 0.9, -0.1, -0.2, -0.3, -0.4],  # c 0, r 2: 1/0.6, 5/0.6, 12/0.6, 16/0.6
+    ]
+    np.testing.assert_allclose(fer.mtcnn.proposals(regression, face, 0.6, 0.5), expected, rtol=1e-6)
+
+
 def test_a_box_corrected_by_r_or_o_net_moves_each_edge_by_its_share_of_the_side():
     box = np.array([[10.0, 20.0, 29.0, 59.0, 0.9]])  # 20 x 40 pixels, counted from 1 as the paper does
     moved = fer.mtcnn.correct(box, np.array([[0.1, -0.05, 0.2, 0.25]]))
@@ -404,6 +424,7 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
         (41.0, 50.0, 60.0, 69.0),  # past the bottom
         (101.0, 10.0, 120.0, 29.0),  # wholly outside: black
         (83.0, 30.0, 110.0, 49.0),  # wholly outside, starting two pixels past the right edge
+        (10.0, 63.0, 29.0, 90.0),  # wholly outside, starting two pixels past the bottom
         (61.0, 5.0, 81.0, 24.0),  # one pixel past the right edge
         (5.0, 41.0, 24.0, 61.0),  # one pixel past the bottom
         (25.0, 41.0, 44.0, 62.0),  # two pixels past the bottom
@@ -416,7 +437,7 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
     cut = fer.mtcnn.crops([photo], np.array(boxes), 24)
     for index, box in enumerate(boxes):
         np.testing.assert_allclose(cut[index], _crop_from_padded_photo(photo, box, 24), atol=1e-3, err_msg=str(box))
-    assert (cut[6] == 0).all() and (cut[7] == 0).all()
+    assert (cut[6] == 0).all() and (cut[7] == 0).all() and (cut[8] == 0).all()
 
 
 def test_a_box_of_no_size_gives_a_black_crop_and_the_next_box_is_still_cut():
@@ -433,6 +454,7 @@ def test_photos_past_the_working_size_are_shrunk_to_it_and_no_others(detector):
         ((1280, 720), (1280, 720), 1.0),  # exactly the working size: as it is
         ((480, 640), (480, 640), 1.0),
         ((5000, 1), (1280, 1), 0.256),  # never 0 pixels wide
+        ((1, 5000), (1, 1280), 0.256),  # nor 0 high
     ]:
         working, factor = detector._working_copy(np.zeros((height, width, 3), np.uint8))
         assert working.shape == (*expected_shape, 3) and working.dtype == np.float32
@@ -477,5 +499,9 @@ def test_aligned_crops_centre_on_the_eyes_midpoint_and_come_largest_first(detect
     ]
     boxes, crops = detector._crops(gray, detections)
     assert boxes[0][2] > boxes[1][2]
+    # Each crop is the alignment's, placed by the two eyes' midpoint and the mouth corners' midpoint.
+    for crop, points in zip(crops, (large_points, small_points)):
+        expected, _ = detector.alignment.crop(gray, points[:2].mean(0), points[3:].mean(0))
+        np.testing.assert_array_equal(crop, expected)
     for crop in crops:  # each face's dots are mirror images about the eyes' midpoint: so is its crop
         assert np.abs(crop.astype(float) - crop[:, ::-1]).mean() < 4, np.abs(crop.astype(float) - crop[:, ::-1]).mean()
