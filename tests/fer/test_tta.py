@@ -9,7 +9,7 @@ the shipped models were validated with before fer.tta moved to NumPy.
 import numpy as np
 import pytest
 
-from fer.tta import TTA_MODES, bilinear_matrix, predict_probabilities, tta_views
+from fer.tta import TTA_MODES, TTA_VIEWS, bilinear_matrix, predict_probabilities, tta_views
 
 LOGIT_PIXELS = [(5, 3), (10, 8), (15, 12), (20, 2), (25, 17), (30, 6), (40, 20)]  # (row, column), left half
 
@@ -113,3 +113,8 @@ def test_logits_too_large_for_exp_still_give_probabilities(mode):
     probabilities = predict_probabilities(confident, faces(2), mode)
     assert np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities[:, [3, 0]], [[0.75, 0.25]] * 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", TTA_MODES)
+def test_tta_views_counts_the_views_each_mode_gives(mode):
+    assert tta_views(faces(2), mode).shape == (TTA_VIEWS[mode], 2, 1, 48, 48)
