@@ -351,6 +351,15 @@ def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
     assert fer.mtcnn._merged_proposals([]).shape == (0, 5)
 
 
+def test_tall_proposals_a_little_apart_are_merged_by_their_heights():
+    # 10 x 100 boxes 10 pixels apart down: IoU 900 / 1100 = 0.82, one face.
+    found = [
+        np.array([[0.0, 0.0, 10.0, 100.0, 0.9, 0, 0, 0, 0]]),
+        np.array([[0.0, 10.0, 10.0, 110.0, 0.8, 0, 0, 0, 0]]),
+    ]
+    np.testing.assert_allclose(fer.mtcnn._merged_proposals(found), [[-45.0, 0.0, 55.0, 100.0, 0.9]])
+
+
 def _overlap_over_smaller(a, b) -> float:
     width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -490,7 +499,9 @@ def _face_of_dots(centre_x: float, centre_y: float, eye_gap: float) -> tuple[np.
 
 
 def test_aligned_crops_centre_on_the_eyes_midpoint_and_come_largest_first(detector):
-    small_image, small_points = _face_of_dots(100, 330, 30)  # lower in the photo than the large one
+    # Lower in the photo than the large one; its box is square, the large one's a pixel taller than
+    # wide: an order by position or by shape would put the large one second.
+    small_image, small_points = _face_of_dots(100, 330, 28)
     large_image, large_points = _face_of_dots(260, 150, 70)
     gray = np.maximum(small_image, large_image)
     detections = [  # the small one scored higher: found first, reported second
