@@ -104,3 +104,18 @@ def test_a_process_outside_torchrun_runs_alone_without_a_process_group(monkeypat
     context = init_distributed("cpu", timeout_minutes=1)
     assert (context.rank, context.world_size, context.device.type) == (0, 1, "cpu")
     assert not dist.is_initialized()
+
+
+def test_nccl_asked_for_processes_on_the_cpu_is_refused_before_any_rendezvous(monkeypatch):
+    import torch.distributed as dist
+
+    from fer.errors import FerError
+    from training.distributed import init_distributed
+
+    # As torchrun describes a group; nothing listens at the address, so a rendezvous would hang.
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MASTER_PORT", "9")
+    with pytest.raises(FerError, match="--dist-backend nccl needs CUDA GPUs, and this process runs on cpu"):
+        init_distributed("cpu", timeout_minutes=0.05, backend="nccl")
+    assert not dist.is_initialized()
