@@ -119,3 +119,17 @@ def test_nccl_asked_for_processes_on_the_cpu_is_refused_before_any_rendezvous(mo
     with pytest.raises(FerError, match="--dist-backend nccl needs CUDA GPUs, and this process runs on cpu"):
         init_distributed("cpu", timeout_minutes=0.05, backend="nccl")
     assert not dist.is_initialized()
+
+
+@pytest.mark.parametrize("present", ["WORLD_SIZE", "MASTER_ADDR"])
+def test_half_of_torchrun_s_environment_is_not_a_process_group(monkeypatch, present):
+    """A WORLD_SIZE left in a shell (or a MASTER_ADDR from another tool) alone is no torchrun."""
+    import torch.distributed as dist
+
+    from training.distributed import init_distributed
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(present, "1" if present == "WORLD_SIZE" else "127.0.0.1")
+    context = init_distributed("cpu", timeout_minutes=0.05)
+    assert context.backend is None and not dist.is_initialized()
