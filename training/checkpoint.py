@@ -64,15 +64,22 @@ def load_training_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def check_run_folder_writable(folder: Path) -> None:
-    """Fail before the first step rather than after an epoch: the folder exists or can be made, takes
-    a new file (as every checkpoint is first written to one), and its files written in place are."""
+def why_not_writable(folder: Path) -> str | None:
+    """None when `folder` exists (or can be made) and takes a new file; else the system's reason."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise FerError(f"cannot write the run folder {folder}: {error.strerror or error}") from None
+        return error.strerror or str(error)
+    return None
+
+
+def check_run_folder_writable(folder: Path) -> None:
+    """Fail before the first step rather than after an epoch: the folder exists or can be made, takes
+    a new file (as every checkpoint is first written to one), and its files written in place are."""
+    if (why := why_not_writable(folder)) is not None:
+        raise FerError(f"cannot write the run folder {folder}: {why}")
     for name in FILES_WRITTEN_IN_PLACE:
         if (folder / name).exists() and not os.access(folder / name, os.W_OK):
             raise FerError(f"cannot write {folder / name}: it is read-only")

@@ -16,7 +16,6 @@ in 0..255 and returns logits; its outputs are checked against PyTorch's before t
 import datetime
 import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from fer.onnx_runtime import INT8_SUFFIX, OnnxModel
 from fer.options import TTA_MODES
 from fer.preprocess import INPUT_SIZE
 from fer.weights import file_sha256, is_checkpoint, load_checkpoint, load_model, model_from_checkpoint, save_weights
+from training.checkpoint import why_not_writable
 
 ONNX_TOLERANCE = 1e-3  # logits; float32 kernels differ slightly between runtimes
 
@@ -209,12 +209,8 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
 
 
 def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise WeightsError(f"cannot write the export to {folder}: {error.strerror or error}") from None
+    if (why := why_not_writable(folder)) is not None:
+        raise WeightsError(f"cannot write the export to {folder}: {why}")
 
 
 def _git_commit() -> str | None:

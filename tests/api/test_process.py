@@ -164,57 +164,40 @@ def test_plain_uvicorn_starts_the_same_app_from_fer_variables(exported_weights, 
         server.wait(timeout=30)
 
 
-def test_serve_with_missing_weights_is_a_clear_error(tmp_path):
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("fer")), "serve", "--weights", str(tmp_path / "none.safetensors")],
+def _fer_serve(*args, env=None, timeout=60):
+    """`fer serve ARGS`, run to its end (these all fail before serving), with `env` added."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("fer")), "serve", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
+
+
+def test_serve_with_missing_weights_is_a_clear_error(tmp_path):
+    result = _fer_serve("--weights", str(tmp_path / "none.safetensors"))
     assert result.returncode == 2
     assert "no weights at" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_serve_with_a_bad_setting_is_a_clear_error():
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("fer")), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "FER_MAX_BATCH_SIZE": "lots"},
-    )
+    result = _fer_serve(env={"FER_MAX_BATCH_SIZE": "lots"})
     assert result.returncode == 2
     assert "FER_MAX_BATCH_SIZE" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_serve_with_an_empty_api_key_refuses_to_start():
     # Before: it served, and every /v1 call got 401, since no client can send an empty key.
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("fer")), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "FER_API_KEY": ""},
-    )
+    result = _fer_serve(env={"FER_API_KEY": ""})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "FER_API_KEY: Value error, set but empty; unset it to serve without a key" in result.stderr
 
 
 def test_serve_with_no_workers_is_a_clear_error():
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("fer")), "serve", "--workers", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _fer_serve("--workers", "0")
     assert result.returncode == 2
     assert result.stderr.strip() == "fer: error: --workers must be 1 or more"
-
-
-def _fer_serve(*args, timeout=60):
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("fer")), "serve", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.mark.parametrize("port", ["99999", "-5"])
