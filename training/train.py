@@ -277,13 +277,8 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         improved = val_accuracy > state.best_accuracy
         state.epoch, state.best_accuracy = epoch + 1, max(state.best_accuracy, val_accuracy)
         if run_log is not None:
-            saved = state.checkpoint(config, val_accuracy)
-            # best.pt first: killed between the two saves, last.pt still says the older best, so the
-            # resumed run replays this epoch, finds it better again and writes both. The epoch is
-            # logged last, so that metrics.jsonl never lists an epoch last.pt does not hold.
-            if improved:
-                save_checkpoint(saved, out / "best.pt")
-            save_checkpoint(saved, out / "last.pt")
+            # Logged first: killed before last.pt is written, the resumed run drops this line again
+            # (RunLog keeps only the epochs its checkpoint holds) and replays the epoch.
             run_log.record_epoch(
                 state.epoch,
                 epoch_seconds,
@@ -295,6 +290,12 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
                 best_val_accuracy=state.best_accuracy,
                 lr=state.scheduler.get_last_lr()[0],
             )
+            saved = state.checkpoint(config, val_accuracy)
+            # best.pt first: killed between the two saves, last.pt still says the older best, so the
+            # resumed run replays this epoch, finds it better again and writes both.
+            if improved:
+                save_checkpoint(saved, out / "best.pt")
+            save_checkpoint(saved, out / "last.pt")
         barrier(context)  # no rank starts the next epoch (or exits) before the checkpoint exists
 
     if run_log is not None:
