@@ -49,10 +49,13 @@ class DecodeBudget:
     def held(self) -> int:
         return self.max_pixels - self.free
 
-    async def run_in_thread(self, pixels: int, work: Callable[[], T], threads: Executor) -> T:
+    async def run_in_thread(
+        self, pixels: int, work: Callable[[], T], threads: Executor, abandoned: threading.Event | None = None
+    ) -> T:
         """Run `work` in one of `threads` once `pixels` are free, and give them back when the thread is
-        done. A request cancelled meanwhile (its deadline passed) answers at once, but its thread runs
-        on, and so its pixels stay taken until the thread ends: the budget bounds memory, not requests."""
+        done. A request cancelled meanwhile (its deadline passed) answers at once. A job no thread has
+        started is dropped; a started one is told through `abandoned`, and its pixels stay taken until
+        its thread ends (work that checks `abandoned` ends soon): the budget bounds memory, not requests."""
         pixels = min(pixels, self.max_pixels)
         await self._take(pixels)
         loop = asyncio.get_running_loop()
@@ -70,7 +73,6 @@ class DecodeBudget:
                 loop.call_soon_threadsafe(self._give_back, pixels)
 
         try:
-            # Cancelling this await cancels a job no thread has started; a started one runs to its end.
             return await loop.run_in_executor(threads, run)
         except BaseException:
             with lock:
@@ -78,6 +80,8 @@ class DecodeBudget:
                 state["phase"] = "dropped"
             if never_ran:  # cancelled before a thread picked it up: it never will
                 self._give_back(pixels)
+            elif abandoned is not None:
+                abandoned.set()
             raise
 
     async def _take(self, pixels: int) -> None:

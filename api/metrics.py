@@ -36,6 +36,11 @@ class Metrics:
         self.rejections = Counter(
             "fer_rejections", "Requests refused, by reason (the error code)", ["reason"], registry=self.registry
         )
+        self.abandoned_decodes = Counter(
+            "fer_abandoned_decodes",
+            "Image decodes stopped midway because their request's deadline had passed (answered 504)",
+            registry=self.registry,
+        )
         self.faces = Counter("fer_faces_detected", "Faces found in uploaded images", registry=self.registry)
         # Filled by the budgets themselves (set_function): what bounds the server's memory, in use now.
         self.upload_bytes = Gauge(

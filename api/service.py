@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from api.errors import ApiError
 from api.gathering import GatheredCalls
 from api.metrics import Metrics
 from api.settings import Settings
-from api.uploads import open_image, to_array
+from api.uploads import DecodeAbandoned, open_image, to_array
 from fer import __version__
 from fer.card import ModelCard
 from fer.cpu import cpu_info
@@ -169,13 +170,20 @@ class InferenceService:
 
     async def predict(self, data: bytes, detect: bool, tta: str | None) -> dict:
         """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
-        image = open_image(data, self.settings.max_pixels)  # the header only: cheap, on the event loop
+        abandoned = threading.Event()  # set if the deadline passes while a thread works on the image
+        image = open_image(data, self.settings.max_pixels, abandoned)  # the header only: cheap, on the event loop
         try:
             boxes, pixels, dropped, (height, width), (decode_s, detect_s) = await self.decode_budget.run_in_thread(
-                image.width * image.height, lambda: self._find_faces(image, detect), self._prepare_pool
+                image.width * image.height,
+                lambda: self._find_faces(image, detect, abandoned),
+                self._prepare_pool,
+                abandoned,
             )
         finally:
-            image.close()
+            # A thread still decoding it (`abandoned`) closes it when it stops: closed here, under it,
+            # Pillow would fail with an AssertionError instead of stopping cleanly.
+            if not abandoned.is_set():
+                image.close()
         self.estimate.observe_preparation(width * height, decode_s, detect_s if detect else None, len(boxes) + dropped)
         probabilities = await self.batcher.classify(pixels, tta or self.tta)
         self.metrics.faces.inc(len(boxes) + dropped)
@@ -185,12 +193,20 @@ class InferenceService:
             "image": {"width": width, "height": height},
         }
 
-    def _find_faces(self, image: Image.Image, detect: bool):
+    def _find_faces(self, image: Image.Image, detect: bool, abandoned: threading.Event | None = None):
         """In a worker thread: boxes, crops, faces dropped over FER_MAX_FACES, (height, width) and the
         seconds spent decoding and detecting (for admission). Only boxes and 48x48 crops leave it: the
-        decoded image, the big allocation, is freed before the request waits for the classifier."""
+        decoded image, the big allocation, is freed before the request waits for the classifier. Once
+        `abandoned` is set (the request's deadline passed), it stops at the next read of the encoded
+        image or before detection, whichever comes first."""
         started = time.perf_counter()
-        array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
+        try:
+            array = to_array(image)  # EXIF-rotated: its shape, not the header's, is the image's size
+            if abandoned is not None and abandoned.is_set():
+                raise DecodeAbandoned
+        except DecodeAbandoned:
+            self.metrics.abandoned_decodes.inc()
+            raise
         decoded = time.perf_counter()
         if detect and self.gathered_detection is not None:
             boxes, pixels, share_s = self.gathered_detection(array)

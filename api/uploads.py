@@ -3,13 +3,15 @@
 A request carries images as multipart file fields or as base64 strings in JSON. The body is already
 bounded by `BodyIntake` (api/middleware.py), so it is parsed in memory: nothing is spooled to a temporary file, and no
 upload ever touches the disk. Formats are told apart by their bytes, never by a declared name or
-content type, and an image's pixel count is checked from its header before it is decoded.
+content type, and an image's pixel count and structure are checked before it is decoded
+(api/image_checks.py). A decode whose request was abandoned stops at its next read.
 """
 
 import base64
 import binascii
 import io
 import json
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.errors import ApiError
-from fer.images import fewest_bytes_for, pil_to_array, sniff_format
+from api.image_checks import check_decoding_cost, fewest_bytes_for, sniff_format
+from fer.images import pil_to_array
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 MAX_MULTIPART_PARTS = 256  # far more than any real request; stops a body of thousands of tiny parts
@@ -158,11 +161,12 @@ def decode_base64(text: str) -> bytes:
 # ---- images ----------------------------------------------------------------------------------------
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
+def open_image(data: bytes, max_pixels: int, abandoned: threading.Event | None = None) -> Image.Image:
     """Encoded bytes -> an image whose header is read and checked, its pixels not yet decoded (cheap: the
     caller can budget for `width * height` before `to_array`). Raises ApiError: 400 not an image,
-    damaged, or a header that claims more pixels than its bytes can hold; 413 too many pixels; 415 a
-    format outside ALLOWED_FORMATS."""
+    damaged, or a header that claims more pixels than its bytes can hold; 413 too many pixels, or a
+    structure that would cost far more to decode than its pixels; 415 a format outside ALLOWED_FORMATS.
+    Once `abandoned` is set, `to_array` stops decoding at its next read (DecodeAbandoned)."""
     if not data:
         raise ApiError(400, "empty_image", "the uploaded image is empty")
     image_format = sniff_format(data)
@@ -172,9 +176,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ApiError(
             415, "unsupported_format", f"{image_format} images are not accepted; send {', '.join(ALLOWED_FORMATS)}"
         )
+    check_decoding_cost(data, image_format)
     try:
         # Only the sniffed format's decoder ever sees the bytes, and open() reads just the header.
-        image = Image.open(io.BytesIO(data), formats=[image_format])
+        image = Image.open(_EncodedImage(data, abandoned or threading.Event()), formats=[image_format])
     except Image.DecompressionBombError:
         raise _too_many_pixels(max_pixels) from None
     except Exception:  # Pillow's decoders raise many kinds of error on damaged or crafted files
@@ -190,13 +195,34 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+class DecodeAbandoned(Exception):
+    """Raised in a decoding thread whose request nobody waits for any more."""
+
+
+class _EncodedImage(io.BytesIO):
+    """The bytes Pillow decodes from. Pillow feeds its C decoders a block (64 KB) at a time and reads
+    between blocks; once `abandoned` is set, the next read raises, and the decode ends there instead of
+    holding a core and the decode budget for seconds after its request was answered 504."""
+
+    def __init__(self, data: bytes, abandoned: threading.Event):
+        super().__init__(data)
+        self.abandoned = abandoned
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.abandoned.is_set():
+            raise DecodeAbandoned
+        return super().read(size)
+
+
 def to_array(image: Image.Image) -> np.ndarray:
     """Decode an image from `open_image` -> uint8 RGB or grayscale array, EXIF orientation applied.
-    Raises ApiError 400 for a truncated or damaged file."""
+    Raises ApiError 400 for a truncated or damaged file; DecodeAbandoned once its request was abandoned."""
     with image:
         try:
             image.load()
             return pil_to_array(image)
+        except DecodeAbandoned:
+            raise
         except Exception:
             raise ApiError(400, "bad_image", f"the {image.format} image is truncated or damaged") from None
 

@@ -29,18 +29,17 @@ import os
 import random
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import httpx
 import numpy as np
 import torch
 from api_load import photos
+from hostile_images import pixel_bomb_png, with_jpeg_size
 from PIL import Image
 
 from fer.device import describe_device
@@ -115,24 +114,6 @@ def free_port() -> int:
 # ---- worst-case payloads --------------------------------------------------------------------------
 
 
-def png(width: int, height: int, bit_depth: int, color_type: int, scanlines: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(scanlines, 9))
-        + chunk(b"IEND", b"")
-    )
-
-
-def pixel_bomb() -> bytes:
-    """One-colour 5000x5000 16-bit RGBA PNG: about 200 KB, 25 megapixels."""
-    return png(5000, 5000, 16, 6, (b"\x00" + b"\x12\x34\x56\x78" * 2 * 5000) * 5000)
-
-
 def largest_json_body() -> bytes:
     """{"image": base64 of a 2790x2790 noise PNG}: just under the 10 MiB body limit."""
     noise = np.random.default_rng(0).integers(0, 256, (2790, 2790), dtype=np.uint8)
@@ -144,9 +125,7 @@ def largest_json_body() -> bytes:
 def lying_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
-    jpeg = buffer.getvalue()
-    at = jpeg.index(b"\xff\xc0")
-    return jpeg[: at + 5] + struct.pack(">HH", 4999, 5000) + jpeg[at + 9 :]
+    return with_jpeg_size(buffer.getvalue(), 5000, 4999)
 
 
 def huge_photo() -> bytes:
@@ -159,7 +138,7 @@ def huge_photo() -> bytes:
 
 class Payloads:
     def __init__(self) -> None:
-        self.bomb_batch = [("files", (f"bomb{i}.png", pixel_bomb())) for i in range(16)]
+        self.bomb_batch = [("files", (f"bomb{i}.png", pixel_bomb_png())) for i in range(16)]
         self.json_body = largest_json_body()
         self.liar = lying_jpeg()
         self.huge = huge_photo()

@@ -108,6 +108,53 @@ def test_pixels_of_a_thread_still_running_after_its_request_gave_up_stay_taken_u
     assert budget.free == 100
 
 
+def test_a_running_thread_is_told_when_its_request_gives_up_and_stops_early():
+    budget = DecodeBudget(max_pixels=100)
+    abandoned = threading.Event()
+    steps = []
+
+    def work():  # a decode that checks between blocks, as Pillow reads between them
+        for step in range(500):
+            if abandoned.is_set():
+                return
+            steps.append(step)
+            time.sleep(0.01)
+
+    async def main():
+        task = asyncio.create_task(budget.run_in_thread(80, work, ThreadPoolExecutor(2), abandoned))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if budget.held == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    run(main())
+    assert abandoned.is_set() and 0 < len(steps) < 100
+    assert budget.free == 100
+
+
+def test_work_that_ends_normally_or_never_starts_is_not_told_it_was_abandoned():
+    threads = ThreadPoolExecutor(1)
+
+    async def main():
+        budget, finished, never_ran = DecodeBudget(100), threading.Event(), threading.Event()
+        await budget.run_in_thread(10, lambda: None, threads, finished)
+        busy = asyncio.create_task(budget.run_in_thread(10, lambda: time.sleep(0.2), threads))
+        await asyncio.sleep(0.02)
+        queued = asyncio.create_task(budget.run_in_thread(10, lambda: None, threads, never_ran))
+        await asyncio.sleep(0.02)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await busy
+        return finished.is_set(), never_ran.is_set()
+
+    assert run(main()) == (False, False)
+
+
 def test_a_request_cancelled_before_its_thread_started_gives_its_pixels_back():
     budget = DecodeBudget(max_pixels=100)
     threads = ThreadPoolExecutor(1)

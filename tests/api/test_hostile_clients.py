@@ -2,18 +2,29 @@
 gets a 4xx or is let go, never a 5xx, and nothing they do is logged as a server failure (issue 15)."""
 
 import base64
+import io
 import logging
 import socket
-import struct
+import threading
 import time
-import zlib
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from api import create_app
 from api.protocol import HeaderTimeoutH11Protocol
 from api.settings import Settings
+from bench.hostile_images import (
+    chunk_flood_png,
+    png,
+    run_length_bmp,
+    scan_bomb_jpeg,
+    segment_flood_jpeg,
+    split_data_png,
+    with_jpeg_size,
+)
 from tests.api.conftest import encode, metric_value, running_server, seconds_until_closed
 
 
@@ -252,29 +263,10 @@ def test_a_chunked_body_is_counted_against_the_budget_as_it_arrives(live_server)
 # ---- images that lie, and images that are big on purpose ------------------------------------------
 
 
-def _with_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
-    """The JPEG with its frame header (SOF0) rewritten to claim width x height."""
-    at = jpeg.index(b"\xff\xc0")
-    return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
-
-
-def _png(width: int, height: int, bit_depth: int, color_type: int, scanlines: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(scanlines, 9))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_a_jpeg_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(live_server, astronaut):
     # Before the fix it was decoded at 5000x4999 (290 MB) and answered 200 with no faces.
     url = live_server()
-    liar = _with_jpeg_size(encode(astronaut[:64, :64]), 5000, 4999)
+    liar = with_jpeg_size(encode(astronaut[:64, :64]), 5000, 4999)
     response = httpx.post(f"{url}/v1/predict", files={"file": ("liar.jpg", liar)})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_image"
@@ -283,7 +275,7 @@ def test_a_jpeg_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(l
 
 def test_a_png_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(live_server):
     url = live_server()
-    liar = _png(5000, 5000, 16, 6, (b"\x00" + b"\x7f" * 8 * 64) * 64)  # 64x64 rows under a 5000x5000 header
+    liar = png(5000, 5000, 16, 6, (b"\x00" + b"\x7f" * 8 * 64) * 64)  # 64x64 rows under a 5000x5000 header
     response = httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("liar.png", liar)})
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_image"
 
@@ -291,8 +283,8 @@ def test_a_png_whose_header_claims_far_more_pixels_than_its_data_is_bad_image(li
 def test_pixel_bombs_within_the_limits_are_decoded_within_the_decode_budget(live_server):
     # One-colour 16-bit RGBA PNGs: 3,000 x 3,000 pixels in 40 KB each. Four at once over a budget of
     # one image's pixels: decoded one after another, and every one answered.
-    url = live_server(decode_budget_pixels=9_000_000)
-    bomb = _png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
+    url = live_server(decode_budget_pixels=9_000_000, request_timeout_s=60)  # the budget is tested, not speed
+    bomb = png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
     assert len(bomb) < 100_000
     files = [("files", (f"bomb{i}.png", bomb)) for i in range(4)]
     response = httpx.post(f"{url}/v1/predict/batch?detect=false", files=files, timeout=60)
@@ -304,7 +296,7 @@ def test_pixel_bombs_within_the_limits_are_decoded_within_the_decode_budget(live
 def test_a_batch_whose_images_total_more_pixels_than_a_request_may_have_is_413(live_server):
     # 16 such bombs are 3.2 MB on the wire and 400 megapixels to decode: more than the deadline allows.
     url = live_server(max_request_pixels=20_000_000)
-    bomb = _png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
+    bomb = png(3000, 3000, 16, 6, (b"\x00" + b"\x12\x34" * 4 * 3000) * 3000)
     files = [("files", (f"bomb{i}.png", bomb)) for i in range(3)]
     response = httpx.post(f"{url}/v1/predict/batch", files=files, timeout=60)
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_pixels"
@@ -333,3 +325,96 @@ def test_a_batch_of_data_urls_has_room_for_every_comma_it_needs(live_server, ast
     image = "data:image/jpeg;base64," + base64.b64encode(astronaut_jpeg[:2000]).decode()
     response = httpx.post(f"{url}/v1/predict/batch?detect=false", json={"images": [image] * 4}, timeout=30)
     assert response.status_code == 200 and len(response.json()["results"]) == 4
+
+
+# ---- images that cost far more to decode than their pixels ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def decoding_bombs(astronaut) -> dict[str, tuple[bytes, int]]:
+    """Each with the status it gets. Before the checks, each held a core (and the event loop, for the
+    floods) for seconds: a 5000x5000 JPEG of 20,000 scans got 504 at 10 s, and so did a photo beside it."""
+    jpeg = encode(astronaut[:64, :64])
+    after_app0 = 4 + int.from_bytes(jpeg[4:6], "big")
+    return {
+        "20,000-scan JPEG": (scan_bomb_jpeg(5000, 5000, 20_000), 413),
+        "3,000-scan JPEG": (scan_bomb_jpeg(5000, 5000, 3_000), 413),
+        "comment-segment flood": (segment_flood_jpeg(jpeg, 1_000_000), 413),
+        "stray bytes between segments": (jpeg[:after_app0] + b"\xff" * 1_000_000 + jpeg[after_app0:], 413),
+        "PNG chunk flood": (chunk_flood_png(1_000_000), 413),
+        "PNG image data in 1-byte chunks": (split_data_png(1_000_000), 413),
+        "run-length-encoded BMP": (run_length_bmp(), 415),
+    }
+
+
+def _post_image(url: str, data: bytes, query: str = "") -> httpx.Response:
+    return httpx.post(f"{url}/v1/predict{query}", files={"file": ("upload", data)}, timeout=30)
+
+
+def test_images_built_to_cost_far_more_than_their_pixels_are_refused_undecoded(live_server, decoding_bombs):
+    url = live_server()
+    for name, (bomb, status) in decoding_bombs.items():
+        response = _post_image(url, bomb)
+        expected = "too_complex" if status == 413 else "unsupported_format"
+        assert (response.status_code, response.json()["error"]["code"]) == (status, expected), name
+    assert metric_value(_metrics(url), "fer_decode_budget_pixels_held") == 0
+
+
+def test_photos_sent_beside_a_stream_of_decoding_bombs_are_all_answered(live_server, decoding_bombs, astronaut_jpeg):
+    url = live_server()
+    stop, bomb_statuses = threading.Event(), []
+
+    def send_bombs() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                for bomb, _ in decoding_bombs.values():
+                    bomb_statuses.append(client.post("/v1/predict", files={"file": ("b", bomb)}).status_code)
+
+    senders = [threading.Thread(target=send_bombs) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    try:
+        photos = [_post_image(url, astronaut_jpeg) for _ in range(10)]
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join()
+    assert [response.status_code for response in photos] == [200] * 10
+    assert len(bomb_statuses) >= len(decoding_bombs) and set(bomb_statuses) <= {413, 415}
+
+
+@pytest.fixture(scope="module")
+def large_progressive_photo(astronaut) -> bytes:
+    """The astronaut at 4000x4000 (16 megapixels) as a progressive JPEG: seconds to decode on 2 cores."""
+    return encode(np.asarray(Image.fromarray(astronaut).resize((4000, 4000))), progressive=True, quality=90)
+
+
+def test_a_decode_that_outlives_its_request_is_stopped(live_server, large_progressive_photo):
+    # Before: the decoding thread went on for 5 s after its 504, holding a core and the decode budget.
+    started = time.monotonic()
+    Image.open(io.BytesIO(large_progressive_photo)).load()
+    full_decode_s = time.monotonic() - started
+    url = live_server(request_timeout_s=0.2)
+    started = time.monotonic()
+    response = _post_image(url, large_progressive_photo, "?detect=false")
+    assert response.status_code == 504
+    while metric_value(_metrics(url), "fer_decode_budget_pixels_held") > 0:
+        time.sleep(0.02)
+    assert time.monotonic() - started < full_decode_s  # the budget was given back before a decode could end
+    assert metric_value(_metrics(url), "fer_abandoned_decodes_total") == 1
+
+
+def test_slow_images_cannot_lock_large_photos_out_of_an_idle_server(live_server, decoding_bombs, astronaut):
+    # The probe's sequence: four slow 25-megapixel JPEGs, then a 25-megapixel photo, which got
+    # "503 overloaded (0.0 s of work is queued)" for good. The scan bombs it used are refused now; JPEGs
+    # of as many scans as are allowed are still slow, and priced so. An idle server admits the photo.
+    url = live_server(max_expected_wait_s=1.0)
+    for _ in range(4):
+        assert _post_image(url, decoding_bombs["3,000-scan JPEG"][0]).status_code == 413
+    slowest_allowed = scan_bomb_jpeg(5000, 5000, 64)
+    for _ in range(4):
+        assert _post_image(url, slowest_allowed).status_code == 200
+    photo = encode(np.asarray(Image.fromarray(astronaut).resize((5000, 5000))), quality=85)
+    response = _post_image(url, photo)
+    assert response.status_code == 200, response.text
+    assert response.json()["image"] == {"width": 5000, "height": 5000}
