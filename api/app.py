@@ -25,7 +25,7 @@ from api.budgets import UploadBudget
 from api.errors import install_error_handlers
 from api.memory import return_freed_memory
 from api.metrics import Metrics
-from api.middleware import BodyIntake, RequestMetrics, SecurityHeaders
+from api.middleware import BodyIntake, HeaderLimits, RequestMetrics, SecurityHeaders
 from api.routes import page, predict, probes
 from api.service import InferenceService
 from api.settings import Settings
@@ -79,11 +79,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     )
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
     install_error_handlers(app)
-    app.include_router(predict.router)
-    app.include_router(probes.router)
-    app.include_router(page.router)
+    routers = [predict.router, probes.router, page.router]
+    for router in routers:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
-    # Added innermost first: security headers wrap the metrics, which wrap the body intake.
+    # Added innermost first: security headers wrap the metrics, which wrap the header limits and then
+    # the body intake.
     upload_budget = UploadBudget(settings.upload_budget_bytes)
     metrics.upload_bytes.set_function(lambda: upload_budget.held)
     app.add_middleware(
@@ -94,7 +95,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         retry_after_s=settings.retry_after_s,
         metrics=metrics,
     )
-    app.add_middleware(RequestMetrics, metrics=metrics, router=app.router)
+    app.add_middleware(HeaderLimits, metrics=metrics)
+    routes = [*app.router.routes, *(route for router in routers for route in router.routes)]
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=routes)
     app.add_middleware(SecurityHeaders)
     return app
 

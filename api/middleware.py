@@ -7,7 +7,7 @@ stream itself (a chunked body has no Content-Length to check) and nothing buffer
 import asyncio
 import time
 
-from starlette.routing import Match, Mount, Route, Router
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.budgets import UploadBudget
@@ -102,24 +102,62 @@ class BodyIntake:
         return ApiError(503, "upload_budget_full", message, {"Retry-After": str(self.retry_after_s)})
 
     async def _reject(self, error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
-        self.metrics.rejections.labels(error.code).inc()
-        response = error_response(error)
-        if error.status in (400, 413):
-            response.headers["Connection"] = "close"  # a body over the limit or framed two ways is never read
-        # Otherwise (503: the budget is full) uvicorn reads the rest of the body and drops it, so that the
-        # client, still sending, then reads this answer instead of a reset connection; `fer serve`'s
-        # header deadline bounds how long that may take.
-        await response(scope, receive, send)
+        await reject_unread(error, self.metrics, scope, receive, send)
+
+
+async def reject_unread(error: ApiError, metrics: Metrics, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer `error` to a request whose body the app never read, and count it."""
+    metrics.rejections.labels(error.code).inc()
+    response = error_response(error)
+    if error.status in (400, 413, 431):
+        response.headers["Connection"] = "close"  # a body over the limit or framed two ways is never read
+    # Otherwise (503: the budget is full) uvicorn reads the rest of the body and drops it, so that the
+    # client, still sending, then reads this answer instead of a reset connection; `fer serve`'s
+    # header deadline bounds how long that may take.
+    await response(scope, receive, send)
+
+
+class HeaderLimits:
+    """431 for a request of more than MAX_HEADER_FIELDS header fields or MAX_HEADER_BYTES of them in all.
+    h11 bounds only a header block that arrives in pieces (16 KB buffered); one sent in a single write
+    was parsed whatever its size (a 100 KB header, or 5,000 headers, were accepted). The limits are
+    Apache's field count and nginx's total (4 buffers of 8 KB), which no browser or HTTP library reaches."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            if len(headers) > MAX_HEADER_FIELDS:
+                why = f"{len(headers):,} header fields; at most {MAX_HEADER_FIELDS} are accepted"
+                return await reject_unread(_headers_too_large(why), self.metrics, scope, receive, send)
+            size = sum(len(name) + len(value) for name, value in headers)
+            if size > MAX_HEADER_BYTES:
+                why = f"{size:,} bytes of headers; at most {MAX_HEADER_BYTES:,} are accepted"
+                return await reject_unread(_headers_too_large(why), self.metrics, scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_BYTES = 32 * 1024
+
+
+def _headers_too_large(why: str) -> ApiError:
+    return ApiError(431, "headers_too_large", f"the request has {why}")
 
 
 class RequestMetrics:
     """Counts requests by route template (never the raw path, which would let clients create series).
 
-    FastAPI names the route in the scope for its own API routes only; the routes it adds itself (/docs,
-    /openapi.json) and mounts (/static) are found here by matching the path against `router`'s routes."""
+    FastAPI names the route in the scope when one of its API routes ran. Every other request is matched
+    here against `routes`: the routes FastAPI adds itself (/docs, /openapi.json), mounts (/static), and
+    the API routes again for requests refused before routing (BodyIntake: 413, 408, 503). The API routes
+    are given from their routers, since the app holds them wrapped in included-router objects whose
+    matches() do not say which route matched."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, router: Router):
-        self.app, self.metrics, self.router = app, metrics, router
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]):
+        self.app, self.metrics, self.routes = app, metrics, routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,8 +181,8 @@ class RequestMetrics:
 
     def _route_template(self, scope: Scope) -> str:
         """Only for requests no API route took: the API's own hot path is never matched twice."""
-        for route in self.router.routes:
-            if not isinstance(route, (Route, Mount)):  # FastAPI's included routers: their API routes name themselves
+        for route in self.routes:
+            if not isinstance(route, (Route, Mount)):  # the included-router wrappers
                 continue
             match, _ = route.matches(scope)
             if match is not Match.NONE:  # PARTIAL: the path matches, the method does not (405)

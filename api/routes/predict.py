@@ -24,16 +24,18 @@ def _errors(*statuses: int) -> dict:
     meanings = {
         400: "not an image, a damaged image, malformed multipart, JSON or base64",
         401: "FER_API_KEY is set and the request did not carry it",
-        413: "body over the size limit, or an image over the pixel limit",
+        408: "the body did not arrive whole within FER_BODY_TIMEOUT_S of the headers",
+        413: "body over the size limit, an image over the pixel limit, or one too complex to decode",
         415: "an image format other than JPEG, PNG, WEBP or BMP, or a body that is neither multipart nor JSON",
         422: "a missing field or a bad parameter",
+        431: "more than 100 header fields, or more than 32 KB of them",
         503: "the server is at capacity or shutting down; retry after Retry-After seconds",
         504: "the request was not answered within the server's deadline",
     }
     return {status: {"model": ErrorBody, "description": meanings[status]} for status in statuses}
 
 
-ALL_ERRORS = _errors(400, 401, 413, 415, 422, 503, 504)
+ALL_ERRORS = _errors(400, 401, 408, 413, 415, 422, 431, 503, 504)
 
 _BASE64_JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD..."
 PREDICT_BODY = {

@@ -34,6 +34,8 @@ def test_declared_oversized_body_is_refused_before_reading(make_client):
     client = make_client(max_body_bytes=1000)
     response = client.post("/v1/predict", content=b"x" * 5000, headers={"content-type": "application/json"})
     _error(response, 413, "body_too_large")
+    # Refused before routing, and still counted under its route (it was "unmatched").
+    assert 'fer_requests_total{route="/v1/predict",status="413"} 1.0' in client.get("/metrics").text
 
 
 def test_chunked_oversized_body_is_refused(make_client):
@@ -43,9 +45,10 @@ def test_chunked_oversized_body_is_refused(make_client):
         for _ in range(100):
             yield b"0" * 1000
 
-    response = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    response = client.post("/v1/predict/batch", content=chunks(), headers={"content-type": "application/json"})
     assert "content-length" not in response.request.headers
     _error(response, 413, "body_too_large")
+    assert 'fer_requests_total{route="/v1/predict/batch",status="413"} 1.0' in client.get("/metrics").text
 
 
 def test_decompression_bomb_is_refused_before_decoding(client):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from api import create_app
+from api.middleware import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
 from api.protocol import HeaderTimeoutH11Protocol
 from api.settings import Settings
 from bench.hostile_images import (
@@ -233,6 +234,34 @@ def test_a_body_framed_by_both_length_and_chunks_is_refused_unread(fer_serve_pro
     host, port = fer_serve_protocol
     assert _count(_metrics(f"http://{host}:{port}"), 'fer_rejections_total{reason="ambiguous_framing"}') == 1
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def _raw_request(server: tuple[str, int], request: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(server) as client:
+        client.sendall(request)  # in one write: h11 bounds only a header block that arrives in pieces
+        return _answer(client)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [b"X-Big: " + b"a" * 100_000],  # one 100 KB header
+        [b"X-%d: v" % i for i in range(5000)],  # 5,000 headers (39 KB)
+        [b"X-%d: v" % i for i in range(MAX_HEADER_FIELDS + 1)],  # one field too many
+        [b"X-Big: " + b"a" * MAX_HEADER_BYTES],  # just past the size in all
+    ],
+    ids=["100 KB header", "5,000 headers", "101 headers", "32 KB header"],
+)
+def test_too_many_or_too_large_headers_get_431(fer_serve_protocol, headers):
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
+    status, answer = _raw_request(fer_serve_protocol, request)
+    assert status == 431 and b"headers_too_large" in answer and b"connection: close" in answer.lower()
+
+
+def test_headers_within_the_limits_are_served(fer_serve_protocol):
+    fields = [b"X-%d: %s" % (i, b"a" * 200) for i in range(MAX_HEADER_FIELDS - 1)]  # 99 + Host, 21 KB
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+    assert _raw_request(fer_serve_protocol, request)[0] == 200
 
 
 def test_a_chunked_body_under_http_1_0_is_refused(fer_serve_protocol):
