@@ -165,3 +165,41 @@ def test_a_file_size_limit_during_a_save_names_the_limit(kaggle_zip, tmp_path):
         f"(ulimit -f: {limit:,} bytes); any earlier best.pt is intact"
     )
     assert not list(out.glob(".*.tmp")) and not (out / "best.pt").exists()  # nothing half-written
+
+
+# ---- under torchrun --------------------------------------------------------------------------------
+
+
+def launch(args: list[str]) -> subprocess.Popen:
+    """training.launch (torchrun's code, quiet when stopped) with 2 gloo workers, in a process group of
+    its own, as a terminal runs it: Ctrl+C there signals the whole group."""
+    command = [sys.executable, "-m", "training.launch", "--standalone", "--nproc_per_node=2", "-m", "training.train"]
+    return subprocess.Popen(
+        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
+    )
+
+
+def test_ctrl_c_under_the_launcher_ends_with_the_trainers_line_alone(kaggle_zip, tmp_path):
+    # Under plain torchrun the line was followed by 20 frames of the launcher's SignalException.
+    out = tmp_path / "run"
+    process = launch(train_args(kaggle_zip, out, "--epochs", "6", "--batch-size", "16"))
+    wait_for(lambda: (out / "last.pt").exists(), process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    assert "Traceback" not in stderr and "SignalException" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted (SIGINT): ") and "--resume" in last, stderr
+    assert stderr.count("interrupted (SIGINT)") == 1  # rank 0 speaks for the run
+
+
+def test_a_workers_error_under_the_launcher_is_its_line_and_its_status(kaggle_zip, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"weights": "not a checkpoint"}, out / "last.pt")
+    process = launch(train_args(kaggle_zip, out, "--resume"))
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert "Traceback" not in stderr and "ChildFailedError" not in stderr, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert "exited with status 2 (its message is above)" in stderr.strip().splitlines()[-1]
