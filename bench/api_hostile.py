@@ -4,6 +4,7 @@ shipped model) so that it can read the server's memory from /proc.
 
     python bench/api_hostile.py memory                    # 3 rounds of 128 worst-case requests at once
     python bench/api_hostile.py soak --minutes 30         # 2x capacity with slow clients, disconnects, bombs
+    python bench/api_hostile.py beside-bombs --minutes 3  # photos at half capacity beside decoding bombs
 
 memory: each round sends 128 requests at once, 32 of each kind (--kinds: fewer kinds, more of each):
 a 10 MB JSON body (a 7.8-megapixel noise PNG in base64, the largest body allowed), a batch of 16
@@ -13,10 +14,18 @@ RSS (sampled every 20 ms), its RSS before and after each round, and every status
 
 soak: measures capacity (photos with detection, 16 connections, 15 s), then for --minutes runs photo
 requests at twice that rate beside 50 slow uploaders, 20 slowloris header tricklers, a client that
-drops its upload midway every 0.2 s, and every 2 s a pixel-bomb batch, a lying JPEG and a 10 MB JSON
-body. It reports the statuses of each kind, 5xx other than 503 (the goal is 0: overload is answered
-with 503 + Retry-After by design), the p50/p99 of normal requests answered 200, and the server's RSS
-every 5 s. Client and server share the machine: the figures are for both on the same cores.
+drops its upload midway every 0.2 s, and every 2 s a pixel-bomb batch, a lying JPEG, a 10 MB JSON
+body, one of the decoding bombs below and a 10 MB JSON list of 3.4 million empty strings; and, from
+issue 33, 7 connections that declare a 10 MB body and send nothing, a body framed both by
+Content-Length: 0 and chunks every second, and 5,000 headers in one write every second. It reports
+the statuses of each kind, 5xx other than 503 (the goal is 0: overload is answered with 503 +
+Retry-After by design), the p50/p99 of normal requests answered 200, and the server's RSS every 5 s.
+Client and server share the machine: the figures are for both on the same cores.
+
+beside-bombs: measures capacity, then for --minutes sends photos at --load (default half) of it while
+4 clients send decoding bombs back to back (bench/hostile_images.py: JPEGs of 20,000 and 3,000 scans,
+floods of JPEG segments, stray bytes and PNG chunks, PNG data in 12-byte chunks, run-length BMP).
+It reports every status and the p50/p99 of the photos (the goal: all 200, p99 under 2 s on 2 cores).
 """
 
 import argparse
@@ -39,7 +48,15 @@ import httpx
 import numpy as np
 import torch
 from api_load import photos
-from hostile_images import pixel_bomb_png, with_jpeg_size
+from hostile_images import (
+    chunk_flood_png,
+    pixel_bomb_png,
+    run_length_bmp,
+    scan_bomb_jpeg,
+    segment_flood_jpeg,
+    split_data_png,
+    with_jpeg_size,
+)
 from PIL import Image
 
 from fer.device import describe_device
@@ -136,6 +153,32 @@ def huge_photo() -> bytes:
     return buffer.getvalue()
 
 
+def decoding_bombs() -> list[bytes]:
+    """Images that cost far more to decode than their pixels (issue 33), each a few MB at most."""
+    jpeg = _small_jpeg()
+    after_app0 = 4 + int.from_bytes(jpeg[4:6], "big")
+    return [
+        scan_bomb_jpeg(5000, 5000, 20_000),
+        scan_bomb_jpeg(5000, 5000, 3_000),
+        segment_flood_jpeg(jpeg, 10_000_000),
+        jpeg[:after_app0] + b"\xff" * 10_000_000 + jpeg[after_app0:],
+        chunk_flood_png(10_000_000),
+        split_data_png(10_000_000),
+        run_length_bmp(),
+    ]
+
+
+def _small_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def comma_json() -> bytes:
+    """{"images": ["", "", ...]} of 3.4 million entries: 10 MB, refused before it is parsed."""
+    return b'{"images": [' + b'"",' * 3_400_000 + b'""]}'
+
+
 class Payloads:
     def __init__(self) -> None:
         self.bomb_batch = [("files", (f"bomb{i}.png", pixel_bomb_png())) for i in range(16)]
@@ -143,6 +186,8 @@ class Payloads:
         self.liar = lying_jpeg()
         self.huge = huge_photo()
         self.photos = photos(32)
+        self.decoding_bombs = decoding_bombs()
+        self.comma_json = comma_json()
 
     async def send(self, client: httpx.AsyncClient, kind: str) -> httpx.Response:
         if kind == "bombs":
@@ -150,6 +195,12 @@ class Payloads:
         if kind == "json":
             return await client.post(
                 "/v1/predict", content=self.json_body, headers={"Content-Type": "application/json"}
+            )
+        if kind == "decoding":
+            return await client.post("/v1/predict", files={"file": ("b", random.choice(self.decoding_bombs))})
+        if kind == "commas":
+            return await client.post(
+                "/v1/predict/batch", content=self.comma_json, headers={"Content-Type": "application/json"}
             )
         if kind == "liar":
             return await client.post("/v1/predict", files={"file": ("liar.jpg", self.liar)})
@@ -298,6 +349,47 @@ async def disconnector(host: str, port: int, stop: float, tally: collections.Cou
         await asyncio.sleep(0.2)
 
 
+async def silent_declarer(host: str, port: int, stop: float, tally: collections.Counter) -> None:
+    """Sends headers declaring a 10 MB body, then nothing; reconnects when answered or cut off. Before
+    issue 33 the whole declared length was reserved at once: 7 of these filled the upload budget."""
+    while time.monotonic() < stop:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")  # fmt: skip
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(12), max(0.1, stop - time.monotonic()))
+            tally[answer[9:12].decode(errors="replace") or "closed"] += 1
+            writer.close()
+        except asyncio.TimeoutError:
+            tally["still open at the end"] += 1
+        except (ConnectionError, OSError):
+            tally["refused"] += 1
+            await asyncio.sleep(0.5)
+
+
+async def raw_every_second(request: bytes, host: str, port: int, stop: float, tally: collections.Counter) -> None:
+    """Sends `request` in one write every second and tallies the status of each answer."""
+    while time.monotonic() < stop:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(request)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(12), 10)
+            tally[answer[9:12].decode(errors="replace") or "closed"] += 1
+            writer.close()
+        except (ConnectionError, OSError, asyncio.TimeoutError) as error:
+            tally[type(error).__name__] += 1
+        await asyncio.sleep(1)
+
+
+FRAMED_TWO_WAYS = (
+    b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n" + (b"10000\r\n" + b"{" * 65536 + b"\r\n") * 16
+)
+HEADER_FLOOD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(5000)) + b"\r\n"
+
+
 async def soak_load(url: str, payloads: Payloads, rate: float, minutes: float, pid: int) -> dict:
     host, port = url.removeprefix("http://").split(":")
     port_number = int(port)
@@ -330,7 +422,7 @@ async def soak_load(url: str, payloads: Payloads, rate: float, minutes: float, p
 
         async def bombs() -> None:
             while time.monotonic() < stop:
-                for kind in ("bombs", "liar", "json"):
+                for kind in ("bombs", "liar", "json", "decoding", "commas"):
                     tallies[kind][await status_of(payloads.send(client, kind))] += 1
                 await asyncio.sleep(2)
 
@@ -343,6 +435,9 @@ async def soak_load(url: str, payloads: Payloads, rate: float, minutes: float, p
         tasks = [normal_traffic(), bombs(), sample_rss(), disconnector(host, port_number, stop, tallies["disconnects"])]
         tasks += [slow_uploader(host, port_number, stop, tallies["slow uploaders"]) for _ in range(50)]
         tasks += [slowloris(host, port_number, stop, tallies["slowloris"]) for _ in range(20)]
+        tasks += [silent_declarer(host, port_number, stop, tallies["silent 10 MB declarers"]) for _ in range(7)]
+        tasks.append(raw_every_second(FRAMED_TWO_WAYS, host, port_number, stop, tallies["framed two ways"]))
+        tasks.append(raw_every_second(HEADER_FLOOD, host, port_number, stop, tallies["5,000 headers"]))
         await asyncio.gather(*tasks)
 
     latencies.sort()
@@ -352,6 +447,65 @@ async def soak_load(url: str, payloads: Payloads, rate: float, minutes: float, p
         "normal_p99_s": round(latencies[int(0.99 * (len(latencies) - 1))], 3) if latencies else None,
         "rss_mb": rss,
     }
+
+
+async def beside_bombs_load(url: str, payloads: Payloads, rate: float, minutes: float) -> dict:
+    stop = time.monotonic() + minutes * 60
+    tallies = collections.defaultdict(collections.Counter)
+    latencies: list[float] = []
+    bomb_seconds: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def photo() -> None:
+            started = time.monotonic()
+            status = await status_of(payloads.send(client, "photo"))
+            tallies["photos"][status] += 1
+            if status == "200":
+                latencies.append(time.monotonic() - started)
+
+        async def photos_at_rate() -> None:
+            pending = set()
+            while time.monotonic() < stop:
+                task = asyncio.create_task(photo())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                await asyncio.sleep(random.expovariate(rate))
+            await asyncio.gather(*pending)
+
+        async def bomber() -> None:
+            while time.monotonic() < stop:
+                started = time.monotonic()
+                tallies["decoding bombs"][await status_of(payloads.send(client, "decoding"))] += 1
+                bomb_seconds.append(time.monotonic() - started)
+
+        await asyncio.gather(photos_at_rate(), *(bomber() for _ in range(4)))
+    latencies.sort()
+    bomb_seconds.sort()
+    return {
+        "statuses": {kind: dict(tally) for kind, tally in tallies.items()},
+        "photo_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "photo_p99_s": round(latencies[int(0.99 * (len(latencies) - 1))], 3) if latencies else None,
+        "bomb_answer_p50_s": round(statistics.median(bomb_seconds), 3) if bomb_seconds else None,
+        "bomb_answer_max_s": round(bomb_seconds[-1], 3) if bomb_seconds else None,
+    }
+
+
+def run_beside_bombs(args: argparse.Namespace) -> dict:
+    payloads = Payloads()
+    port = free_port()
+    server = start_server(port, {})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        measured = asyncio.run(capacity(url, payloads))
+        rate = args.load * measured
+        print(f"capacity {measured:.1f} photos/s; photos at {rate:.1f}/s beside 4 bombers for {args.minutes:g} min")
+        result = asyncio.run(beside_bombs_load(url, payloads, rate, args.minutes))
+    finally:
+        server.terminate()
+        server.wait(30)
+    report = {"capacity_photos_per_s": round(measured, 1), "photo_rate_per_s": round(rate, 1), **result}
+    print(json.dumps(report, indent=2))
+    return report
 
 
 def run_soak(args: argparse.Namespace) -> dict:
@@ -403,12 +557,16 @@ def main() -> None:
     soak = commands.add_parser("soak", help="mixed hostile and normal load for a while")
     soak.add_argument("--minutes", type=float, default=30)
     soak.add_argument("--load", type=float, default=2.0, help="normal traffic as a multiple of measured capacity")
-    for command in (memory, soak):
+    beside = commands.add_parser("beside-bombs", help="photos beside a stream of decoding bombs")
+    beside.add_argument("--minutes", type=float, default=3)
+    beside.add_argument("--load", type=float, default=0.5, help="photos as a multiple of measured capacity")
+    for command in (memory, soak, beside):
         command.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args()
     machine = f"{describe_device(torch.device('cpu'))}, {os.cpu_count()} cores"
     print(f"machine: {machine}")
-    report = run_memory(args) if args.command == "memory" else run_soak(args)
+    runs = {"memory": run_memory, "soak": run_soak, "beside-bombs": run_beside_bombs}
+    report = runs[args.command](args)
     report["machine"] = machine
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
