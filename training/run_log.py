@@ -3,6 +3,11 @@ metrics.jsonl (one line per epoch), TensorBoard scalars and one log line per epo
 
 A run trained in legs reports its whole time: the wall and CPU clocks go on from the last epoch
 that metrics.jsonl holds.
+
+The trainer writes an epoch's checkpoints before its line, and each checkpoint holds its line
+(METRICS_ROW_KEY), so metrics.jsonl never lists an epoch that last.pt does not hold; a resumed run
+drops lines past its checkpoint (written by older trainers, which logged first) and writes the
+checkpoint's own line when a kill came between the save and the log.
 """
 
 import json
@@ -14,12 +19,15 @@ from training.config import TrainConfig
 
 log = logging.getLogger("training")
 
+# The checkpoint key of the epoch's metrics.jsonl row; checkpoints written before it have none.
+METRICS_ROW_KEY = "metrics_row"
 SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_second")
 
 
 class RunLog:
-    def __init__(self, out: Path, config: TrainConfig, resumed_after: int | None):
-        """`resumed_after`: the epoch the run resumes after (None for a fresh run)."""
+    def __init__(self, out: Path, config: TrainConfig, resumed_after: int | None, checkpoint_row: dict | None = None):
+        """`resumed_after`: the epoch the run resumes after (None for a fresh run); `checkpoint_row`:
+        that epoch's line as its checkpoint holds it (None for checkpoints older than METRICS_ROW_KEY)."""
         self.out, self.config = out, config
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(".*.pt.*.tmp"):  # a save that was killed half-way (training/checkpoint.py)
@@ -27,16 +35,16 @@ class RunLog:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         elapsed_before = cpu_before = 0.0
         if resumed_after is not None:
-            _drop_metrics_after(out / "metrics.jsonl", resumed_after)
+            _keep_metrics_of_checkpoint(out / "metrics.jsonl", resumed_after, checkpoint_row)
             elapsed_before, cpu_before = _time_logged_before(out / "metrics.jsonl")
         self.started = time.perf_counter() - elapsed_before
         self.cpu_started = time.process_time() - cpu_before
         self.writer = _tensorboard_writer(out)
 
-    def record_epoch(self, epoch: int, seconds: float, images: int, **figures: float) -> None:
-        """Epoch `epoch` (1-based) took `seconds` for `images` training images; `figures` are
-        train_loss, train_accuracy, val_loss, val_accuracy, best_val_accuracy and lr."""
-        row = {
+    def epoch_row(self, epoch: int, seconds: float, images: int, **figures: float) -> dict:
+        """metrics.jsonl's line for epoch `epoch` (1-based), which took `seconds` for `images` training
+        images; `figures` are train_loss, train_accuracy, val_loss, val_accuracy, best_val_accuracy, lr."""
+        return {
             "epoch": epoch,
             **figures,
             "images_per_second": images / seconds,
@@ -46,15 +54,17 @@ class RunLog:
             # the machine; on N processes the run used about N times as much.
             "cpu_seconds": time.process_time() - self.cpu_started,
         }
-        with open(self.out / "metrics.jsonl", "a") as metrics:
-            metrics.write(json.dumps(row) + "\n")
+
+    def append(self, row: dict) -> None:
+        """Log an epoch's row: metrics.jsonl, TensorBoard and one line."""
+        _append_row(self.out / "metrics.jsonl", row)
         for name in SCALARS:
-            self.writer.add_scalar(name, row[name], epoch)
+            self.writer.add_scalar(name, row[name], row["epoch"])
         self.writer.flush()
         log.info(
-            f"epoch {epoch}/{self.config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.1%}  "
-            f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.2%} (best {row['best_val_accuracy']:.2%})  "
-            f"{row['images_per_second']:.0f} img/s  {seconds:.0f}s"
+            f"epoch {row['epoch']}/{self.config.epochs}  train loss {row['train_loss']:.3f} "
+            f"acc {row['train_accuracy']:.1%}  val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.2%} "
+            f"(best {row['best_val_accuracy']:.2%})  {row['images_per_second']:.0f} img/s  {row['epoch_seconds']:.0f}s"
         )
 
     def close(self) -> None:
@@ -72,14 +82,22 @@ def _time_logged_before(path: Path) -> tuple[float, float]:
     return float(rows[-1].get("elapsed_seconds", 0.0)), float(rows[-1].get("cpu_seconds", 0.0))
 
 
-def _drop_metrics_after(path: Path, epoch: int) -> None:
-    """A crash between logging an epoch and checkpointing it would log that epoch twice on resume."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [json.dumps(row) for row in _readable_rows(path) if row["epoch"] <= epoch]
-    if len(kept) != len(lines):
-        path.write_text("".join(line + "\n" for line in kept))
+def _keep_metrics_of_checkpoint(path: Path, epoch: int, checkpoint_row: dict | None) -> None:
+    """metrics.jsonl as the checkpoint of epoch `epoch` left it: lines past it dropped (they would be
+    logged twice), and its own line written if a kill came between the checkpoint and the log."""
+    rows = _readable_rows(path) if path.exists() else []
+    kept = [row for row in rows if row["epoch"] <= epoch]
+    logged = {row["epoch"] for row in kept}
+    if checkpoint_row is not None and checkpoint_row.get("epoch") == epoch and epoch not in logged:
+        kept.append(checkpoint_row)
+    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if [json.dumps(row) for row in kept] != lines:
+        path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+
+
+def _append_row(path: Path, row: dict) -> None:
+    with open(path, "a") as metrics:
+        metrics.write(json.dumps(row) + "\n")
 
 
 def _readable_rows(path: Path) -> list[dict]:

@@ -66,7 +66,7 @@ from training.distributed import (
 from training.ema import ExponentialMovingAverage
 from training.loss import batch_loss
 from training.precision import autocast_context, choose_amp
-from training.run_log import RunLog
+from training.run_log import METRICS_ROW_KEY, RunLog
 from training.sharding import epoch_shard
 from training.state import TrainingState
 
@@ -258,7 +258,8 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
     if context.is_main:
         # Resumed, metrics.jsonl keeps only what the checkpoint holds (nothing, when there was no last.pt).
         resuming = checkpoint is not None or config.resume or restarted_by_torchrun()
-        run_log = RunLog(out, config, resumed_after=state.epoch if resuming else None)
+        checkpoint_row = checkpoint.get(METRICS_ROW_KEY) if checkpoint is not None else None
+        run_log = RunLog(out, config, resumed_after=state.epoch if resuming else None, checkpoint_row=checkpoint_row)
         log.info(
             f"training {config.arch} on {len(train_set)} images ({len(val_set)} validation), "
             f"{context.world_size} process(es) on {device.type}"
@@ -277,9 +278,7 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         improved = val_accuracy > state.best_accuracy
         state.epoch, state.best_accuracy = epoch + 1, max(state.best_accuracy, val_accuracy)
         if run_log is not None:
-            # Logged first: killed before last.pt is written, the resumed run drops this line again
-            # (RunLog keeps only the epochs its checkpoint holds) and replays the epoch.
-            run_log.record_epoch(
+            row = run_log.epoch_row(
                 state.epoch,
                 epoch_seconds,
                 steps_per_epoch * config.batch_size * context.world_size,
@@ -290,12 +289,16 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
                 best_val_accuracy=state.best_accuracy,
                 lr=state.scheduler.get_last_lr()[0],
             )
-            saved = state.checkpoint(config, val_accuracy)
+            # Checkpoints first, each holding the epoch's log line, then the log: metrics.jsonl never
+            # lists an epoch that last.pt does not hold, and a kill between the two loses no line (the
+            # resumed run writes it from last.pt).
+            saved = {**state.checkpoint(config, val_accuracy), METRICS_ROW_KEY: row}
             # best.pt first: killed between the two saves, last.pt still says the older best, so the
             # resumed run replays this epoch, finds it better again and writes both.
             if improved:
                 save_checkpoint(saved, out / "best.pt")
             save_checkpoint(saved, out / "last.pt")
+            run_log.append(row)
         barrier(context)  # no rank starts the next epoch (or exits) before the checkpoint exists
 
     if run_log is not None:

@@ -370,7 +370,10 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(kaggle_zip, tmp_path):
     out = tmp_path / "run"
     assert run_python("-m", "training.train", *train_args(kaggle_zip, out, "--epochs", "2")).returncode == 0
     checkpoint = load_checkpoint(out / "last.pt")
-    checkpoint["epoch"] = 1  # as if the crash came after logging epoch 2 but before checkpointing it
+    # As a trainer that logged before checkpointing left it, killed between the two: its checkpoints
+    # held no log line.
+    checkpoint["epoch"] = 1
+    del checkpoint["metrics_row"]
     from training.checkpoint import save_checkpoint
 
     save_checkpoint(checkpoint, out / "last.pt")
@@ -477,6 +480,28 @@ def test_a_kill_at_any_save_point_leaves_best_and_last_in_agreement(
     assert_same_weights(straight["ema"]["module"], killed["ema"]["module"])
     rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
+
+
+def test_an_epoch_whose_checkpoint_could_not_be_saved_is_not_logged(kaggle_zip, tmp_path, monkeypatch):
+    # Before: the line was written first, so a failed save (a full disk, ulimit -f) left metrics.jsonl
+    # listing an epoch that last.pt did not hold.
+    import training.train as train_module
+    from fer.errors import FerError
+
+    real_save = train_module.save_checkpoint
+
+    def save_or_fail(state, path):
+        if state["epoch"] == 2 and path.name == "last.pt":
+            raise FerError(f"cannot write {path}: no space left on the device")
+        real_save(state, path)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_or_fail)
+    out = tmp_path / "run"
+    with pytest.raises(FerError, match="no space left"):
+        train_module.train(_two_epochs(kaggle_zip, out))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1] == [load_checkpoint(out / "last.pt")["epoch"]]
+    assert rows[0] == load_checkpoint(out / "last.pt")["metrics_row"]
 
 
 def test_resume_survives_a_half_written_log_line_and_a_killed_save(kaggle_zip, tmp_path):
