@@ -10,7 +10,9 @@
 # Run folders do not outlive the machine, so what lasts of a finished run is copied into the work tree
 # to be committed: its config.json and metrics.jsonl into RECORDS_OUT/NAME/ (a few KB), and the
 # ten-crop soft targets of its best checkpoint (minutes to write) as TEACHERS_OUT/NAME.npz (0.4 MB),
-# from which an ensemble teacher is built (python -m training.distill --teacher A.npz B.npz ...).
+# from which an ensemble teacher is built (python -m training.distill --teacher A.npz --teacher B.npz ...).
+# A run whose folder is gone but whose records and soft targets were kept (a new checkout of a later
+# leg) counts as finished too, so the queue goes on to the next run instead of training it again.
 # A queue file named "-" is read from standard input (scripts/ablation.sh builds its queue so).
 set -euo pipefail
 QUEUE=${1:?usage: scripts/train_queue.sh QUEUE_FILE}
@@ -51,6 +53,9 @@ while read -r run_name flags; do
   run="$OUT/$run_name"
   if finished "$run"; then
     echo "== $run finished; skipping"
+  elif finished "$RECORDS_OUT/$run_name" && [[ -f "$TEACHERS_OUT/$run_name.npz" ]]; then
+    echo "== $run finished in an earlier leg (records in $RECORDS_OUT/$run_name); skipping"
+    continue
   else
     echo "== $(date -u +%FT%TZ) $run: $flags"
     # shellcheck disable=SC2086  # flags are words on purpose

@@ -51,3 +51,36 @@ def test_a_missing_queue_file_stops_with_its_name(tmp_path):
         ["bash", "scripts/train_queue.sh", str(tmp_path / "none.txt")], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode != 0 and "none.txt" in result.stderr
+
+
+def test_a_run_finished_in_an_earlier_checkout_is_not_trained_again(kaggle_zip, tmp_path):
+    # Run folders do not outlive the machine; the committed records and soft targets do.
+    queue = tmp_path / "plan.txt"
+    queue.write_text(QUEUE)
+    record = tmp_path / "records" / "tiny-e1"
+    record.mkdir(parents=True)
+    (record / "config.json").write_text(json.dumps({"epochs": 1}))
+    (record / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.3}) + "\n")
+    (tmp_path / "teachers").mkdir()
+    (tmp_path / "teachers" / "tiny-e1.npz").write_bytes(b"kept from an earlier leg")
+
+    result = run_queue(queue, kaggle_zip, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tiny-e1 finished in an earlier leg" in result.stdout
+    assert not (tmp_path / "runs" / "tiny-e1").exists()
+    assert (tmp_path / "teachers" / "tiny-e1.npz").read_bytes() == b"kept from an earlier leg"
+
+
+def test_a_record_without_its_soft_targets_is_trained_again(kaggle_zip, tmp_path):
+    # Without best.pt the soft targets cannot be written, so only a retrained run can give them.
+    queue = tmp_path / "plan.txt"
+    queue.write_text(QUEUE)
+    record = tmp_path / "records" / "tiny-e1"
+    record.mkdir(parents=True)
+    (record / "config.json").write_text(json.dumps({"epochs": 1}))
+    (record / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.3}) + "\n")
+
+    result = run_queue(queue, kaggle_zip, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "runs" / "tiny-e1" / "best.pt").is_file()
+    assert (tmp_path / "teachers" / "tiny-e1.npz").is_file()
