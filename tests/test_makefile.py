@@ -8,7 +8,7 @@ from tests.conftest import REPO
 
 
 def test_make_test_goes_on_when_chromium_cannot_be_installed(tmp_path):
-    """No chromium and an apt-get that fails (no Debian, or sudo that wants a password): `make browser`
+    """No chromium and an apt-get that fails (no Debian, or sudo that wants a password): `make system-packages`
     warns and succeeds, so `make test` still runs the suite (the browser tests then skip)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -20,7 +20,7 @@ def test_make_test_goes_on_when_chromium_cannot_be_installed(tmp_path):
             (bin_dir / tool).symlink_to(found)
     env = {**os.environ, "PATH": str(bin_dir)}
     make = shutil.which("make")
-    result = subprocess.run([make, "browser"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([make, "system-packages"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING: could not install Debian's chromium" in result.stdout
     assert "playwright install chromium" in result.stdout

@@ -197,11 +197,13 @@ def test_readiness_is_503_before_the_model_is_loaded(small_predictor):
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
 
 
-def test_draining_server_refuses_new_work_and_reports_not_ready(client, astronaut_jpeg):
+def test_draining_server_reports_not_ready_and_still_answers_what_reaches_it(client, astronaut_jpeg):
+    # A load balancer sends requests until it sees readiness turn; refusing them made them 503s under a
+    # rolling restart (tests/bench/test_load_balancer.py). The closed port stops new connections.
     client.app.state.service.draining = True
     assert client.get("/readyz").json() == {"status": "draining"}
     response = client.post("/v1/predict", files={"file": ("a.jpg", astronaut_jpeg)})
-    assert response.status_code == 503 and "retry-after" in response.headers
+    assert response.status_code == 200 and len(response.json()["faces"]) == 1
     assert client.get("/healthz").status_code == 200
 
 
