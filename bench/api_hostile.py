@@ -23,9 +23,9 @@ Retry-After by design), the p50/p99 of normal requests answered 200, and the ser
 Client and server share the machine: the figures are for both on the same cores.
 
 beside-bombs: measures capacity, then for --minutes sends photos at --load (default half) of it while
---bombers clients (default 4), in a process of their own, send decoding bombs back to back (bench/hostile_images.py: JPEGs of
-20,000 and 3,000 scans, floods of JPEG segments, stray bytes and PNG chunks, PNG data in 12-byte
-chunks, run-length BMP).
+--bombers clients (default 4), in a process of their own, send decoding bombs back to back
+(bench/hostile_images.py: JPEGs of 20,000 and 3,000 scans, floods of JPEG segments, stray bytes and
+PNG chunks, PNG data in 12-byte chunks, run-length BMP).
 It reports every status and the p50/p99 of the photos (the goal: all 200, p99 under 2 s on 2 cores).
 """
 

@@ -111,19 +111,6 @@ def sessions_on(stats_socket: Path, server: str) -> int:
     return next(int(row["scur"]) for row in rows if row["svname"] == server)
 
 
-def replicas_up(port: int) -> None:
-    """Until the balancer answers /readyz 200 (through a replica its checks have passed)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the load balancer never reached a ready replica")
-
-
 # ---- load and faults ------------------------------------------------------------------------------
 
 
@@ -260,7 +247,7 @@ def main() -> None:
             port = free_port()
             stats = Path(folder) / "haproxy.sock"
             balancer = start_haproxy(haproxy, haproxy_config(port, ports, stats), Path(folder))
-            replicas_up(port)
+            wait_until_ready(port, balancer, timeout_s=30)  # through a replica its checks passed
             log, events = asyncio.run(run_load(f"http://127.0.0.1:{port}", replicas, ports, stats, args))
     finally:
         for process in [*replicas, *([balancer] if balancer else [])]:

@@ -29,7 +29,8 @@ def launch_server(port: int, env: dict[str, str] | None = None) -> subprocess.Po
 
 
 def wait_until_ready(port: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    """Until /readyz answers 200; RuntimeError if the server exits or takes longer than `timeout_s`."""
+    """Until 127.0.0.1:`port`/readyz answers 200 (`process` serves it: fer serve, or a load balancer in
+    front of replicas); RuntimeError if the process exits or it takes longer than `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -38,10 +39,10 @@ def wait_until_ready(port: int, process: subprocess.Popen, timeout_s: float = 12
         except httpx.HTTPError:
             pass
         if process.poll() is not None:
-            raise RuntimeError(f"fer serve on port {port} exited ({process.returncode}) before it was ready")
-        time.sleep(0.2)
+            raise RuntimeError(f"{process.args[0]} on port {port} exited ({process.returncode}) before it was ready")
+        time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"fer serve on port {port} was not ready within {timeout_s:g} s")
+    raise RuntimeError(f"{process.args[0]} on port {port} was not ready within {timeout_s:g} s")
 
 
 def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:

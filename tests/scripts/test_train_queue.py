@@ -53,14 +53,20 @@ def test_a_missing_queue_file_stops_with_its_name(tmp_path):
     assert result.returncode != 0 and "none.txt" in result.stderr
 
 
-def test_a_run_finished_in_an_earlier_checkout_is_not_trained_again(kaggle_zip, tmp_path):
-    # Run folders do not outlive the machine; the committed records and soft targets do.
+def _queue_with_a_kept_record(tmp_path):
+    """The queue file, and tiny-e1's records as an earlier leg committed them (its run folder gone)."""
     queue = tmp_path / "plan.txt"
     queue.write_text(QUEUE)
     record = tmp_path / "records" / "tiny-e1"
     record.mkdir(parents=True)
     (record / "config.json").write_text(json.dumps({"epochs": 1}))
     (record / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.3}) + "\n")
+    return queue
+
+
+def test_a_run_finished_in_an_earlier_checkout_is_not_trained_again(kaggle_zip, tmp_path):
+    # Run folders do not outlive the machine; the committed records and soft targets do.
+    queue = _queue_with_a_kept_record(tmp_path)
     (tmp_path / "teachers").mkdir()
     (tmp_path / "teachers" / "tiny-e1.npz").write_bytes(b"kept from an earlier leg")
 
@@ -73,12 +79,7 @@ def test_a_run_finished_in_an_earlier_checkout_is_not_trained_again(kaggle_zip, 
 
 def test_a_record_without_its_soft_targets_is_trained_again(kaggle_zip, tmp_path):
     # Without best.pt the soft targets cannot be written, so only a retrained run can give them.
-    queue = tmp_path / "plan.txt"
-    queue.write_text(QUEUE)
-    record = tmp_path / "records" / "tiny-e1"
-    record.mkdir(parents=True)
-    (record / "config.json").write_text(json.dumps({"epochs": 1}))
-    (record / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.3}) + "\n")
+    queue = _queue_with_a_kept_record(tmp_path)
 
     result = run_queue(queue, kaggle_zip, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
