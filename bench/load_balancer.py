@@ -10,8 +10,9 @@ HAProxy checks each replica's /readyz every 250 ms (`fall 1 rise 2`), so a repli
 within a check of turning unready (from SIGTERM on, or while it loads) or dying; it retries a request
 whose connection failed on another replica (`retries 3`, `option redispatch`), which never reached a
 server and is safe to resend. A request already sent to the replica that is killed has no answer to
-give: HAProxy answers it 502, and no other request may fail. HAProxy names the replica of every answer,
-its own 502s included, in `X-Fer-Replica`, so each failure is traced to where it was.
+give: HAProxy closes its client's connection (or answers 502), and no other request may fail. HAProxy
+names the replica of every answer, its own 502s included, in `X-Fer-Replica`; a request with no answer
+at all is traced by its times, sent before the killed replica died and ended after the kill.
 
 --clients connections send --workload requests back to back (photos: 640x480 JPEGs with one face,
 detection on; crops: 48x48 faces with detect=false). It reports every request's status by replica,
@@ -89,7 +90,8 @@ backend replicas
 
 
 def find_haproxy() -> str | None:
-    return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None)
+    """On PATH, or where Debian puts it (/usr/sbin, often off a user's PATH)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 
 
 def start_haproxy(haproxy: str, config: str, folder: Path) -> subprocess.Popen:
@@ -98,7 +100,8 @@ def start_haproxy(haproxy: str, config: str, folder: Path) -> subprocess.Popen:
     check = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"haproxy refused its configuration: {check.stdout}{check.stderr}")
-    return subprocess.Popen([haproxy, "-db", "-f", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its output (a warning each time a replica goes down or up) is not read: a pipe would fill.
+    return subprocess.Popen([haproxy, "-db", "-f", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def sessions_on(stats_socket: Path, server: str) -> int:

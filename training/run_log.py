@@ -76,7 +76,7 @@ def _time_logged_before(path: Path) -> tuple[float, float]:
     before cpu_seconds existed count their CPU time from the resume on."""
     if not path.exists():
         return 0.0, 0.0
-    rows = _readable_rows(path)
+    rows = _readable_rows(path.read_text())
     if not rows:
         return 0.0, 0.0
     return float(rows[-1].get("elapsed_seconds", 0.0)), float(rows[-1].get("cpu_seconds", 0.0))
@@ -85,14 +85,13 @@ def _time_logged_before(path: Path) -> tuple[float, float]:
 def _keep_metrics_of_checkpoint(path: Path, epoch: int, checkpoint_row: dict | None) -> None:
     """metrics.jsonl as the checkpoint of epoch `epoch` left it: lines past it dropped (they would be
     logged twice), and its own line written if a kill came between the checkpoint and the log."""
-    rows = _readable_rows(path) if path.exists() else []
-    kept = [row for row in rows if row["epoch"] <= epoch]
-    logged = {row["epoch"] for row in kept}
-    if checkpoint_row is not None and checkpoint_row.get("epoch") == epoch and epoch not in logged:
+    text = path.read_text() if path.exists() else ""
+    kept = [row for row in _readable_rows(text) if row["epoch"] <= epoch]
+    if checkpoint_row is not None and checkpoint_row.get("epoch") == epoch and all(r["epoch"] != epoch for r in kept):
         kept.append(checkpoint_row)
-    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    if [json.dumps(row) for row in kept] != lines:
-        path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    rewritten = "".join(json.dumps(row) + "\n" for row in kept)
+    if rewritten != text:
+        path.write_text(rewritten)
 
 
 def _append_row(path: Path, row: dict) -> None:
@@ -100,10 +99,10 @@ def _append_row(path: Path, row: dict) -> None:
         metrics.write(json.dumps(row) + "\n")
 
 
-def _readable_rows(path: Path) -> list[dict]:
-    """The rows of metrics.jsonl, without a line a kill left half-written (it can only be the last)."""
+def _readable_rows(text: str) -> list[dict]:
+    """The rows of metrics.jsonl's `text`, without a line a kill left half-written (only the last can be)."""
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

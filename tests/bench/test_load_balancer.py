@@ -16,7 +16,7 @@ NO_HAPROXY = "no haproxy on this machine: `make system-packages` installs Debian
 
 @pytest.fixture(scope="module")
 def rolling_faults(tmp_path_factory) -> dict:
-    if shutil.which("haproxy") is None and not os.access("/usr/sbin/haproxy", os.X_OK):
+    if shutil.which("haproxy") is None and shutil.which("haproxy", path="/usr/sbin") is None:
         if os.environ.get("FER_REQUIRE_HAPROXY") == "1":
             pytest.fail(NO_HAPROXY)
         pytest.skip(NO_HAPROXY)
