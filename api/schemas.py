@@ -13,10 +13,23 @@ class Face(BaseModel):
     emotion: str = Field(description="the most probable emotion", examples=["happy"])
     score: float = Field(description="its probability", examples=[0.93])
     scores: dict[str, float] = Field(description="probability of each of the 7 emotions")
+    detected: bool = Field(
+        True,
+        description="false: the detector found no face, and the whole image, shaped as a face crop (near square, "
+        "at most 512 px), was classified as one",
+    )
 
     model_config = {
         "json_schema_extra": {
-            "examples": [{"box": [84, 40, 120, 120], "emotion": "happy", "score": 0.93, "scores": EXAMPLE_SCORES}]
+            "examples": [
+                {
+                    "box": [84, 40, 120, 120],
+                    "emotion": "happy",
+                    "score": 0.93,
+                    "scores": EXAMPLE_SCORES,
+                    "detected": True,
+                }
+            ]
         }
     }
 

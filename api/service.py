@@ -33,7 +33,7 @@ from api.uploads import DecodeAbandoned, open_image, to_array
 from fer import __version__
 from fer.card import ModelCard
 from fer.cpu import cpu_info
-from fer.predictor import Predictor, face_results
+from fer.predictor import FoundFaces, Predictor, face_results
 from fer.preprocess import INPUT_SIZE
 
 logger = logging.getLogger("api")
@@ -86,8 +86,7 @@ class InferenceService:
 
     @property
     def detector_name(self) -> str:
-        detector = self.predictor.detector
-        return getattr(detector, "name", type(detector).__name__)
+        return self.predictor.detector.name
 
     async def start(self) -> None:
         self.batcher.start()
@@ -133,7 +132,7 @@ class InferenceService:
             jpeg = noise_jpeg(width, height)
             for _ in range(2 if width * height < 10**6 else 1):  # a first run pays for first-time allocations
                 image = open_image(jpeg, max_pixels=width * height)
-                _, _, _, _, (decode_s, detect_s) = await asyncio.get_running_loop().run_in_executor(
+                _, _, _, (decode_s, detect_s) = await asyncio.get_running_loop().run_in_executor(
                     self._prepare_pool, self._find_faces, image, True
                 )
             self.estimate.observe_preparation(width * height, decode_s, detect_s * PHOTO_OVER_NOISE_DETECTION, faces=1)
@@ -173,14 +172,15 @@ class InferenceService:
 
     # ---- prediction ---------------------------------------------------------------------------------
 
-    async def predict(self, data: bytes, detect: bool, tta: str | None) -> dict:
-        """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image."""
+    async def predict(self, data: bytes, detect: bool, tta: str | None, detector: str | None = None) -> dict:
+        """Encoded image -> {"faces", "dropped_faces", "image"}; ApiError for a bad image. `detector`: a
+        name from fer.options.DETECTORS for this request; None, the server's."""
         abandoned = threading.Event()  # set if the deadline passes while a thread works on the image
         image = open_image(data, self.settings.max_pixels, abandoned)  # the header only: cheap, on the event loop
         try:
-            boxes, pixels, dropped, (height, width), (decode_s, detect_s) = await self.decode_budget.run_in_thread(
+            found, dropped, (height, width), (decode_s, detect_s) = await self.decode_budget.run_in_thread(
                 image.width * image.height,
-                lambda: self._find_faces(image, detect, abandoned),
+                lambda: self._find_faces(image, detect, abandoned, detector),
                 self._prepare_pool,
                 abandoned,
             )
@@ -189,18 +189,21 @@ class InferenceService:
             # Pillow would fail with an AssertionError instead of stopping cleanly.
             if not abandoned.is_set():
                 image.close()
-        self.estimate.observe_preparation(width * height, decode_s, detect_s if detect else None, len(boxes) + dropped)
-        probabilities = await self.batcher.classify(pixels, tta or self.tta)
-        self.metrics.faces.inc(len(boxes) + dropped)
+        faces = len(found.boxes) + dropped
+        self.estimate.observe_preparation(width * height, decode_s, detect_s if detect else None, faces)
+        probabilities = await self.batcher.classify(found.pixels, tta or self.tta)
+        self.metrics.faces.inc(faces)
         return {
-            "faces": [face.to_dict() for face in face_results(boxes, probabilities)],
+            "faces": [face.to_dict() for face in face_results(found.boxes, probabilities, found.detected)],
             "dropped_faces": dropped,
             "image": {"width": width, "height": height},
         }
 
-    def _find_faces(self, image: Image.Image, detect: bool, abandoned: threading.Event | None = None):
-        """In a worker thread: boxes, crops, faces dropped over FER_MAX_FACES, (height, width) and the
-        seconds spent decoding and detecting (for admission). Only boxes and 48x48 crops leave it: the
+    def _find_faces(
+        self, image: Image.Image, detect: bool, abandoned: threading.Event | None = None, detector: str | None = None
+    ) -> tuple[FoundFaces, int, tuple[int, int], tuple[float, float]]:
+        """In a worker thread: the faces found (FoundFaces), those dropped over FER_MAX_FACES, (height,
+        width) and the seconds spent decoding and detecting (for admission). Only boxes and 48x48 crops leave it: the
         decoded image, the big allocation, is freed before the request waits for the classifier. Once
         `abandoned` is set (the request's deadline passed), it stops at the next read of the encoded
         image or before detection, whichever comes first."""
@@ -213,24 +216,25 @@ class InferenceService:
             self.metrics.abandoned_decodes.inc()
             raise
         decoded = time.perf_counter()
-        if detect and self.gathered_detection is not None:
-            boxes, pixels, share_s = self.gathered_detection(array)
+        if detect and detector is None and self.gathered_detection is not None:
+            found, share_s = self.gathered_detection(array)
             # What this photo adds to the server's work is its share of the run it was in, which the
             # threads do not share out: priced as if it were a thread's own (admission divides by them).
             detect_s = share_s * self.estimate.parallel(array.shape[0] * array.shape[1])
         else:
-            boxes, pixels = self.predictor.find_faces(array, detect)
+            found = self.predictor.find_faces(array, detect, detector=detector)
             detect_s = time.perf_counter() - decoded
         kept = self.settings.max_faces  # boxes come largest first: the smallest are dropped
         timings = (decoded - started, detect_s)
-        return boxes[:kept], pixels[:kept], max(0, len(boxes) - kept), array.shape[:2], timings
+        dropped = max(0, len(found.boxes) - kept)
+        return found._replace(boxes=found.boxes[:kept], pixels=found.pixels[:kept]), dropped, array.shape[:2], timings
 
-    def _find_faces_together(self, arrays: list[np.ndarray]) -> list[tuple[list, np.ndarray, float]]:
-        """Several threads' photos in one detection run: each one's boxes, crops and share of the time."""
+    def _find_faces_together(self, arrays: list[np.ndarray]) -> list[tuple[FoundFaces, float]]:
+        """Several threads' photos in one detection run: each one's faces and share of the time."""
         started = time.perf_counter()
         found = self.predictor.find_faces_many(arrays)
         share_s = (time.perf_counter() - started) / len(arrays)
-        return [(boxes, pixels, share_s) for boxes, pixels in found]
+        return [(faces, share_s) for faces in found]
 
     def _run_batch(self, pixels: np.ndarray, tta: str) -> np.ndarray:
         started = time.perf_counter()
@@ -274,8 +278,7 @@ def gathers_detection(setting: str, predictor: Predictor) -> bool:
     """FER_GATHER_DETECTION: "auto" gathers when the detector runs on a GPU and can take several photos
     at once (MTCNN); on the CPU one photo per thread keeps every core busy already."""
     if setting == "auto":
-        detector = predictor.detector
-        return hasattr(detector, "crop_faces_many") and getattr(detector, "device", "cpu") != "cpu"
+        return getattr(predictor.detector, "device", "cpu") != "cpu"  # MTCNN's, as the predictor's device
     return setting == "on"
 
 

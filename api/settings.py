@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     device: DeviceName = "auto"  # auto: CUDA, then MPS, then CPU
     tta: TtaMode | None = None  # default test-time augmentation; None: the one the model card chose
     backend: BackendName = "auto"  # CPU engine: auto picks int8, else float32 ONNX, else torch (fer.predictor)
-    detector: DetectorName = DEFAULT_DETECTOR  # face detector (fer.detectors)
+    detector: DetectorName = DEFAULT_DETECTOR  # face detector (fer.detection.registry)
 
     # Dynamic batching: faces of concurrent requests share one forward pass.
     max_batch_size: int = Field(64, ge=1)  # faces per forward pass

@@ -36,11 +36,12 @@ import cv2
 import numpy as np
 from scenes import EDGES, EFFECTS, Scene, build_scenes  # bench/scenes.py, beside this script
 
-from fer.blazeface import BlazeFaceDetector
 from fer.datasets import VALIDATION, load_splits, select_split
+from fer.detection.base import box_iou
+from fer.detection.blazeface import BlazeFaceDetector
+from fer.detection.haar import HaarFaceDetector
+from fer.detection.mtcnn import MtcnnFaceDetector
 from fer.device import describe_device
-from fer.faces import HaarFaceDetector, box_iou
-from fer.mtcnn import MtcnnFaceDetector
 from fer.options import TTA_MODES
 from fer.predictor import Predictor
 
@@ -86,7 +87,7 @@ def measure(predictor: Predictor, scenes: list[Scene], faces: np.ndarray, alone:
     found_indices, found_labels = [], []  # the found faces, to classify their bare crops too
     found_flags = []  # per truth face, in scene order
     for scene in scenes:
-        boxes, crops = predictor.find_faces(decode(scene))
+        boxes, crops, _ = predictor.find_faces(decode(scene), face_crop_fallback=False)
         truths = [face.box for face in scene.faces]
         matched, unmatched = match(truths, boxes)
         false_faces += unmatched
@@ -138,7 +139,7 @@ def found_alone(predictor: Predictor, scenes: list[Scene], faces: np.ndarray) ->
     for scene in scenes:
         for face in scene.faces:
             photo, box = alone_photo(faces[face.index], face.box[2])
-            boxes, _ = predictor.find_faces(photo)
+            boxes, _, _ = predictor.find_faces(photo, face_crop_fallback=False)
             flags.append(any(box_iou(box, found) >= MATCH_IOU for found in boxes))
     return flags
 
@@ -154,7 +155,7 @@ def photos_per_second(predictor: Predictor, scenes: list[Scene], runs: int) -> f
     def one_pass() -> float:
         started = time.perf_counter()
         for scene in scenes:
-            predictor.find_faces(decode(scene))
+            predictor.find_faces(decode(scene), face_crop_fallback=False)
         return time.perf_counter() - started
 
     one_pass()

@@ -1,5 +1,5 @@
-"""Calibrate each face detector's framing (fer.faces.Framing): how its boxes become crops framed as
-FER2013 frames faces (issue 11), and for MTCNN its eye-level alignment (fer.faces.Alignment); then
+"""Calibrate each face detector's framing (fer.detection.framing.Framing): how its boxes become crops framed as
+FER2013 frames faces (issue 11), and for MTCNN its eye-level alignment (fer.detection.framing.Alignment); then
 measure what each changes end to end.
 
     python bench/framing.py --data ../shared/data/fer2013.zip
@@ -23,8 +23,8 @@ from faces import DETECTORS, decode, match, measure  # bench/faces.py, beside th
 from scenes import build_scenes
 
 from fer.datasets import VALIDATION, load_splits, select_split
+from fer.detection.framing import Alignment, Framing
 from fer.device import describe_device
-from fer.faces import Alignment, Framing
 from fer.predictor import Predictor
 
 

@@ -5,6 +5,7 @@ loads it (fer.torch_engine says what that saves).
 """
 
 import ctypes
+import importlib.util
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -53,9 +54,15 @@ def gpu_may_be_present() -> bool:
 
 def inference_device(requested: str = "auto") -> str:
     """The device a predictor runs on, as torch names it ("cpu", "cuda:0", "mps"): resolve_device's
-    answer, without importing torch when the answer can only be the CPU."""
+    answer, without importing torch when the answer can only be the CPU. Where torch is not installed
+    (`pip install fer-emotion` without its `gpu` extra), "auto" is the CPU, and a GPU asked for is a
+    clear error."""
     if requested == "cpu" or (requested == "auto" and not gpu_may_be_present()):
         return "cpu"
+    if importlib.util.find_spec("torch") is None:
+        if requested == "auto":
+            return "cpu"
+        raise FerError(f"device {requested} needs PyTorch, which is not installed: pip install 'fer-emotion[gpu]'")
     return str(resolve_device(requested))
 
 

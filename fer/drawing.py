@@ -4,7 +4,7 @@ probabilities beside it; the FPS, the device and a help line in the corners."""
 import cv2
 import numpy as np
 
-from fer.faces import Box
+from fer.detection.framing import Box
 from fer.labels import EMOTIONS
 
 # BGR; the same hues as the browser page.

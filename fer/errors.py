@@ -1,8 +1,5 @@
 """Errors a user can cause and fix: the CLI prints them as one line and exits with status 2."""
 
-import argparse
-from typing import NoReturn
-
 
 class FerError(Exception):
     """A problem with the user's input (a path, a file, a flag value), not a bug in fer."""
@@ -14,10 +11,3 @@ class DataError(FerError):
 
 class WeightsError(FerError):
     """A weights or checkpoint file that is missing, unreadable or made for another model."""
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line, like every other user error, not the whole usage."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

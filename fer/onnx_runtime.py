@@ -23,12 +23,26 @@ from fer.device import cpu_threads
 from fer.preprocess import INPUT_SIZE
 
 if TYPE_CHECKING:
+    import onnxruntime
     import torch
 
 logger = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-3  # max |logit difference| between the .onnx and the weights
 INT8_SUFFIX = ".int8.onnx"
 INT8_MAX_ACCURACY_DROP = 0.005  # validation accuracy the int8 variant may lose and still be the default
+
+
+def cpu_session(path: str | os.PathLike, threads: int | None = None) -> "onnxruntime.InferenceSession":
+    """An ONNX Runtime session on the CPU, as fer runs every model (the classifier, the detectors)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.log_severity_level = 3  # errors only
+    # Idle worker threads sleep instead of spinning: in a server or the webcam demo the model shares
+    # the cores with decoding, detection and the event loop, which spinning threads would starve.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxModel:
@@ -38,16 +52,8 @@ class OnnxModel:
     precision = "float32"  # of the arithmetic a float model's file asks for; the int8 variant's is int8
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_threads()
-        options.log_severity_level = 3  # errors only
-        # Idle worker threads sleep instead of spinning: in a server or the webcam demo the model shares
-        # the cores with decoding, detection and the event loop, which spinning threads would starve.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         array = np.ascontiguousarray(pixels, dtype=np.float32)

@@ -23,7 +23,8 @@ def check_tta(mode: str) -> str:
     return mode
 
 
-# Face detectors (fer.detectors): MTCNN, a CNN cascade, finds the most faces (bench/faces.py); Haar,
-# OpenCV's cascade, needs no model package; BlazeFace, MediaPipe's CNN, is the fastest.
-DETECTORS = ("mtcnn", "haar", "blazeface")
+# Face detectors (fer.detection): MTCNN, a CNN cascade, finds the most faces and the eyes to align them
+# by (bench/faces.py); YuNet, OpenCV's CNN, finds faces at more angles; Haar, OpenCV's cascade, needs no
+# model file; BlazeFace, MediaPipe's CNN, is the fastest.
+DETECTORS = ("mtcnn", "yunet", "haar", "blazeface")
 DEFAULT_DETECTOR = "mtcnn"

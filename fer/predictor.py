@@ -7,24 +7,25 @@
 """
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from fer.card import Metrics, ModelCard
-from fer.detectors import create_detector
+from fer.detection import Box, FaceDetector, create_detector
+from fer.detection.base import crop_boxes
 from fer.device import inference_device
 from fer.errors import FerError
-from fer.faces import Box, FaceDetector
 from fer.images import ImageInput, read_image
 from fer.labels import EMOTIONS
 from fer.onnx_runtime import OnnxModel, load_default_int8_model, load_int8_model, load_onnx_model
 from fer.options import BACKENDS, check_tta
-from fer.preprocess import INPUT_SIZE, ColorOrder, to_gray48, to_uint8
+from fer.preprocess import ColorOrder, to_gray48, to_uint8
 from fer.tta import predict_probabilities
 from fer.weights import default_weights_path, is_checkpoint, load_model, read_card
 
@@ -32,6 +33,20 @@ if TYPE_CHECKING:
     import torch
 
 INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
+# An image in which the detector finds no face is classified whole, as a face crop, when its shape is a
+# crop's: no more than this many pixels on its longer side and no longer than this ratio of sides.
+# FER2013's 48x48 faces are (MTCNN finds no face in 6% of them shown alone); photos of scenes, 4:3 or
+# wider, never are, so no false face is added to them (docs/benchmarks.md, "Face crops").
+FACE_CROP_MAX_SIDE = 512
+FACE_CROP_MAX_RATIO = 1.25
+
+
+class FoundFaces(NamedTuple):
+    """One image's faces, ready for Predictor.predict_pixels."""
+
+    boxes: list[Box]  # largest first, those of the crops the classifier sees
+    pixels: np.ndarray  # (N, 48, 48) uint8 crops
+    detected: bool = True  # False: no face was found, and the whole image, a face crop by its shape, is the one face
 
 
 @dataclass(frozen=True)
@@ -40,9 +55,13 @@ class FaceResult:
     emotion: str
     score: float
     scores: dict[str, float]
+    detected: bool = True  # False: the whole image, taken as a face crop, as no face was found in it (FoundFaces)
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "emotion": self.emotion, "score": self.score, "scores": self.scores}
+        return {
+            "box": list(self.box), "emotion": self.emotion, "score": self.score, "scores": self.scores,
+            "detected": self.detected,
+        }  # fmt: skip
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -84,6 +103,8 @@ class Predictor:
         self.tta = tta
         self.batch_size = batch_size
         self._detector = detector
+        self._detectors_by_name: dict[str, FaceDetector] = {}
+        self._detectors_lock = threading.Lock()  # concurrent requests may ask for a new detector at once
 
     @classmethod
     def load(
@@ -101,7 +122,7 @@ class Predictor:
         weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
         float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
         the weights' tensors nor torch itself are loaded for it. `detector`: a FaceDetector, or a name
-        from fer.options.DETECTORS, created now so that a missing model package fails here; None: the
+        from fer.options.DETECTORS, created now so that a damaged model file fails here; None: the
         default detector (MTCNN), created when first needed. A detector that can (MTCNN) runs on the
         predictor's device."""
         resolved = inference_device(device)
@@ -158,9 +179,22 @@ class Predictor:
 
     @property
     def detector(self) -> FaceDetector:
+        """The predictor's own detector (Predictor.load's `detector`)."""
         if self._detector is None:
-            self._detector = create_detector(device=self.device)  # on first use: classifying crops needs none
+            with self._detectors_lock:
+                if self._detector is None:  # on first use: classifying crops needs none
+                    self._detector = create_detector(device=self.device)
         return self._detector
+
+    def detector_named(self, name: str | None) -> FaceDetector:
+        """The predictor's own detector for None, else the detector called `name` (fer.options.DETECTORS),
+        created on first use and kept: what a request that names its detector gets."""
+        if name is None:
+            return self.detector
+        with self._detectors_lock:
+            if name not in self._detectors_by_name:
+                self._detectors_by_name[name] = create_detector(name, self.device)
+            return self._detectors_by_name[name]
 
     def predict_pixels(self, pixels: np.ndarray, tta: str | None = None) -> np.ndarray:
         """(N, 48, 48) uint8 faces, already preprocessed -> (N, 7) float32 probabilities, in batches.
@@ -182,62 +216,75 @@ class Predictor:
         return self.predict_pixels(np.stack([to_gray48(face, color_order) for face in faces]))
 
     def predict_image(
-        self, image: ImageInput, detect: bool = True, color_order: ColorOrder = "RGB"
+        self,
+        image: ImageInput,
+        detect: bool = True,
+        color_order: ColorOrder = "RGB",
+        detector: str | None = None,
+        face_crop_fallback: bool = True,
     ) -> list[FaceResult]:
         """The path from an image to an answer, for the library, `fer predict` (photos and video frames)
         and the webcam: find the faces, classify them in one batch, one result per face (largest
-        first). With detect=False the whole image is one face. `image`: a path, encoded bytes, a PIL
-        image, or an array in `color_order`. The server runs the same two halves with its batcher
-        between them (api.service)."""
-        boxes, pixels = self.find_faces(image, detect, color_order)
-        return face_results(boxes, self.predict_pixels(pixels))
+        first). With detect=False the whole image is one face; see find_faces for the rest. `image`: a
+        path, encoded bytes, a PIL image, or an array in `color_order`. The server runs the same two
+        halves with its batcher between them (api.service)."""
+        found = self.find_faces(image, detect, color_order, detector, face_crop_fallback)
+        return face_results(found.boxes, self.predict_pixels(found.pixels), found.detected)
 
     def find_faces(
-        self, image: ImageInput, detect: bool = True, color_order: ColorOrder = "RGB"
-    ) -> tuple[list[Box], np.ndarray]:
-        """An image (as for predict_image) -> face boxes (largest first) and their (N, 48, 48) uint8
-        crops, ready for `predict_pixels`. The image is turned to grayscale once: the detector and
-        every crop use that one frame (a detector that looks at color, `uses_color`, gets the color
-        image). A detector that crops faces itself (`crop_faces`, MTCNN's eye-level alignment) does;
-        otherwise boxes are the detector's framed as FER2013 frames faces (its `framing`). Either way
-        the boxes are those of the crops the classifier sees. Kept apart from classification so that a
-        server can detect faces of many images in parallel and classify them together in one batch."""
-        return self.find_faces_many([image], detect, color_order)[0]
+        self,
+        image: ImageInput,
+        detect: bool = True,
+        color_order: ColorOrder = "RGB",
+        detector: str | None = None,
+        face_crop_fallback: bool = True,
+    ) -> FoundFaces:
+        """An image (as for predict_image) -> its faces' boxes (largest first) and (N, 48, 48) uint8
+        crops, ready for `predict_pixels`. The image is turned to grayscale once: every crop comes from
+        that one frame (a detector that looks at color, `uses_color`, gets the color image). The
+        detector frames its faces as FER2013 frames them (MTCNN aligns them at eye level); the boxes
+        are those of the crops the classifier sees. `detector`: a name from fer.options.DETECTORS for
+        this call; None, the predictor's own. `face_crop_fallback`: when no face is found in an image
+        whose shape is a face crop's (FACE_CROP_MAX_SIDE, FACE_CROP_MAX_RATIO), the whole image is the
+        face, with `detected` False. Kept apart from classification so that a server can detect faces
+        of many images in parallel and classify them together in one batch."""
+        return self.find_faces_many([image], detect, color_order, detector, face_crop_fallback)[0]
 
     def find_faces_many(
-        self, images: Sequence[ImageInput], detect: bool = True, color_order: ColorOrder = "RGB"
-    ) -> list[tuple[list[Box], np.ndarray]]:
-        """find_faces for several images. A detector that can (`crop_faces_many`: MTCNN) looks at all
-        of them with one run of each of its networks: that is what keeps a GPU busy, and why the
-        server gathers concurrent requests' photos on one (api/gathering.py). The same faces as one
-        image at a time."""
+        self,
+        images: Sequence[ImageInput],
+        detect: bool = True,
+        color_order: ColorOrder = "RGB",
+        detector: str | None = None,
+        face_crop_fallback: bool = True,
+    ) -> list[FoundFaces]:
+        """find_faces for several images, given to the detector together: MTCNN looks at all of them with
+        one run of each of its networks, which is what keeps a GPU busy and why the server gathers
+        concurrent requests' photos on one (api/gathering.py). The same faces as one image at a time."""
         images = [as_rgb_or_gray(image, color_order) for image in images]
         grays = [image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images]
         if not detect:
-            return [_faces_in(gray, [(0, 0, gray.shape[1], gray.shape[0])]) for gray in grays]
-        detector = self.detector
-        detector_images = images if getattr(detector, "uses_color", False) else grays
-        if hasattr(detector, "crop_faces_many"):
-            found = detector.crop_faces_many(detector_images, grays)
-        elif hasattr(detector, "crop_faces"):
-            found = [detector.crop_faces(image, gray) for image, gray in zip(detector_images, grays)]
-        else:
-            framing, found = getattr(detector, "framing", None), []
-            for gray, boxes in zip(grays, map(detector.detect, detector_images)):
-                if framing is not None:
-                    boxes = [framing.apply(box, gray.shape[1], gray.shape[0]) for box in boxes]
-                found.append(_faces_in(gray, boxes))
-            return found
-        return [(boxes, _stacked(crops)) for boxes, crops in found]
+            return [FoundFaces(*whole_image(gray)) for gray in grays]
+        chosen = self.detector_named(detector)
+        found = chosen.crop_faces_many(images if chosen.uses_color else grays, grays)
+        faces = []
+        for gray, (boxes, pixels) in zip(grays, found):
+            if not boxes and face_crop_fallback and looks_like_face_crop(*gray.shape):
+                faces.append(FoundFaces(*whole_image(gray), detected=False))
+            else:
+                faces.append(FoundFaces(boxes, pixels))
+        return faces
 
 
-def _faces_in(gray: np.ndarray, boxes: list[Box]) -> tuple[list[Box], np.ndarray]:
-    """The boxes and their crops from `gray`, as find_faces gives them."""
-    return boxes, _stacked([to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes])
+def whole_image(gray: np.ndarray) -> tuple[list[Box], np.ndarray]:
+    """The whole frame as the one face."""
+    return crop_boxes(gray, [(0, 0, gray.shape[1], gray.shape[0])])
 
 
-def _stacked(crops: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(crops) if len(crops) else np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+def looks_like_face_crop(height: int, width: int) -> bool:
+    """Whether an image of this size is classified whole when no face is found in it (FoundFaces)."""
+    longer, shorter = max(height, width), max(1, min(height, width))
+    return longer <= FACE_CROP_MAX_SIDE and longer / shorter <= FACE_CROP_MAX_RATIO
 
 
 def as_rgb_or_gray(image: ImageInput, color_order: ColorOrder = "RGB") -> np.ndarray:
@@ -252,11 +299,11 @@ def as_rgb_or_gray(image: ImageInput, color_order: ColorOrder = "RGB") -> np.nda
     return np.ascontiguousarray(array)
 
 
-def face_results(boxes: Sequence[Box], probabilities: np.ndarray) -> list[FaceResult]:
-    """Pair each box with its (7,) probability row."""
+def face_results(boxes: Sequence[Box], probabilities: np.ndarray, detected: bool = True) -> list[FaceResult]:
+    """Pair each box with its (7,) probability row; `detected` as FoundFaces gave it."""
     results = []
     for box, row in zip(boxes, probabilities):
         best = int(np.argmax(row))
         scores = {emotion: float(p) for emotion, p in zip(EMOTIONS, row)}
-        results.append(FaceResult(tuple(int(v) for v in box), EMOTIONS[best], float(row[best]), scores))
+        results.append(FaceResult(tuple(int(v) for v in box), EMOTIONS[best], float(row[best]), scores, detected))
     return results

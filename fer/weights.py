@@ -28,16 +28,20 @@ if TYPE_CHECKING:
 
 CARD_FORMAT = 1
 DEFAULT_WEIGHTS_NAME = "fer-v2"
-# The repository's weights/ folder (an editable install or a source checkout); FER_WEIGHTS overrides.
+# The repository's weights/ folder (a source checkout or an editable install), and where a wheel puts
+# the same files (pyproject.toml maps package fer.shipped_weights to weights/). FER_WEIGHTS overrides.
 REPOSITORY_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+INSTALLED_WEIGHTS_DIR = Path(__file__).resolve().parent / "shipped_weights"
 
 
 def default_weights_path() -> Path:
-    """$FER_WEIGHTS if set, else the shipped default model in the repository's weights/ folder."""
+    """$FER_WEIGHTS if set, else the shipped default model: in the installed package, or in the
+    repository's weights/ folder."""
     configured = os.environ.get("FER_WEIGHTS")
     if configured:
         return Path(configured)
-    return REPOSITORY_WEIGHTS_DIR / f"{DEFAULT_WEIGHTS_NAME}.safetensors"
+    folder = INSTALLED_WEIGHTS_DIR if INSTALLED_WEIGHTS_DIR.is_dir() else REPOSITORY_WEIGHTS_DIR
+    return folder / f"{DEFAULT_WEIGHTS_NAME}.safetensors"
 
 
 def file_sha256(path: Path) -> str:

@@ -23,7 +23,7 @@ def _load_predictor(args: argparse.Namespace):  # -> fer.Predictor, imported her
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from fer.files import predict_paths
+    from fer_cli.files import predict_paths
 
     def print_error(error: FerError) -> None:
         if args.debug:
@@ -76,7 +76,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from fer.download import download
+    from fer_cli.download import download
 
     path = download(args.dest, args.source)
     print(f"ready: train with --data {path}")
@@ -103,7 +103,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_webcam(args: argparse.Namespace) -> int:
-    from fer.live.demo import DemoSettings, run_demo
+    from fer_cli.live.demo import DemoSettings, run_demo
 
     return run_demo(DemoSettings(**{field.name: getattr(args, field.name) for field in fields(DemoSettings)}))
 

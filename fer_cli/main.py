@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable
 
 from fer import __version__
-from fer.errors import FerError, OneLineArgumentParser
+from fer.errors import FerError
 from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
+from fer_cli.arguments import OneLineArgumentParser
 
 EXIT_USER_ERROR = 2
 
@@ -127,7 +128,7 @@ def add_detector_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_webcam_arguments(parser: argparse.ArgumentParser) -> None:
-    """`fer webcam` and scripts/webcam_demo.py: the fields of fer.live.demo.DemoSettings."""
+    """`fer webcam` and scripts/webcam_demo.py: the fields of fer_cli.live.demo.DemoSettings."""
     parser.add_argument("--source", default="0", help="camera index (default 0), video file, or stream URL")
     parser.add_argument("--api", metavar="URL", help="send frames to a running `fer serve` instead")
     parser.add_argument("--api-key", help="the server's FER_API_KEY, if it has one")
@@ -170,6 +171,27 @@ def webcam_demo_main(argv: list[str] | None = None) -> int:
     return run_reporting_errors(commands.run_webcam, args, "webcam_demo")
 
 
+# Which extra of the fer-emotion distribution brings each module a command may need (pyproject.toml).
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(
+        ("fastapi", "starlette", "anyio", "uvicorn", "multipart", "pydantic_settings", "prometheus_client"), "serve"
+    ),
+    **dict.fromkeys(("torch", "safetensors", "onnx"), "gpu"),
+    **dict.fromkeys(("onnxscript", "tqdm", "tensorboard", "matplotlib", "kaggle", "six"), "train"),
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The one-line advice for a module of an extra that is not installed; None for any other."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    return f"this command needs {module}, which fer-emotion installs with its {extra!r} extra: " + (
+        f"pip install 'fer-emotion[{extra}]'"
+    )
+
+
 def run_reporting_errors(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     """Run a command; a mistake the user can fix is one line on stderr and exit status 2."""
     # Warnings only (skipped images, ignored caches): libraries such as onnxscript log chatty INFO lines.
@@ -180,6 +202,12 @@ def run_reporting_errors(handler: Callable[[argparse.Namespace], int], args: arg
         if args.debug:
             raise
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as error:
+        advice = missing_extra(error)
+        if advice is None or args.debug:
+            raise
+        print(f"{prog}: error: {advice}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

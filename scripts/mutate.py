@@ -40,7 +40,7 @@ PRISTINE = "pristine-module.py"  # in each scope's copy: its module before any m
 EXCLUDED_OPERATORS = re.compile(r"_(BitOr|BitAnd|BitXor|LShift|RShift|Pow|Mod|FloorDiv|Is|IsNot|In|NotIn)$")
 
 
-# fer/mtcnn.py's arithmetic on boxes and points, apart from running the networks (Cosmic Ray names a
+# fer/detection/mtcnn.py's arithmetic on boxes and points, apart from running the networks (Cosmic Ray names a
 # mutant by the innermost function around it).
 MTCNN_GEOMETRY = (
     "_crops", "detections_many", "_working_copy", "_merged_proposals", "pyramid", "proposals", "nms",
@@ -105,7 +105,7 @@ SCOPES = [
     Scope("training/augment.py", ("tests/training/test_augment.py",)),
     Scope("api/batching.py", ("tests/api/test_batcher.py",)),
     Scope(
-        "fer/mtcnn.py",
+        "fer/detection/mtcnn.py",
         ("tests/fer/test_mtcnn.py",),
         # The geometry's own tests, not the minute of network comparisons and crowds (run by make test).
         select="not torch and not crowd and not several",

@@ -228,7 +228,7 @@ def astronaut_scene_counts(detect, scenes: int = 20, smallest: int = 0) -> tuple
     from skimage import data
 
     from bench.scenes import build_scenes
-    from fer.faces import box_iou
+    from fer.detection.base import box_iou
 
     face = cv2.cvtColor(data.astronaut()[75:175, 175:275], cv2.COLOR_RGB2GRAY)
     faces = np.stack([cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)] * 40)

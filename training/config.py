@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer.errors import FerError, OneLineArgumentParser
+from fer.errors import FerError
 from fer.models import ARCHITECTURES
+from fer_cli.arguments import OneLineArgumentParser
 from training.augment import MIX_MODES, AugmentConfig
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")

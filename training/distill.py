@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from fer.datasets import TRAIN, VALIDATION, LabeledImages, load_splits, select_split
-from fer.errors import FerError, OneLineArgumentParser
+from fer.errors import FerError
 from fer.labels import EMOTIONS, NUM_CLASSES
 from fer.options import TTA_MODES
+from fer_cli.arguments import OneLineArgumentParser
 
 log = logging.getLogger("training")
 

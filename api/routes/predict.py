@@ -12,8 +12,9 @@ from api.dependencies import ServiceDep, SettingsDep, require_api_key
 from api.errors import ApiError
 from api.schemas import BatchResponse, ErrorBody, PredictResponse, ServedModel
 from api.service import InferenceService, with_deadline
-from api.settings import Settings, TtaMode
+from api.settings import DetectorName, Settings, TtaMode
 from api.uploads import Upload, read_uploads
+from fer.options import DETECTORS
 
 T = TypeVar("T")
 
@@ -84,6 +85,10 @@ BATCH_BODY = {
 }
 
 DetectQuery = Annotated[bool, Query(description="find faces; false: the whole image is one face crop")]
+DetectorQuery = Annotated[
+    DetectorName | None,
+    Query(description="face detector for this request: " + ", ".join(DETECTORS) + "; default: the server's"),
+]
 TtaQuery = Annotated[
     TtaMode | None, Query(description="test-time augmentation: none, flip or tencrop; default: the server's")
 ]
@@ -97,7 +102,12 @@ TtaQuery = Annotated[
     summary="Emotions of every face in one image",
 )
 async def predict(
-    request: Request, service: ServiceDep, settings: SettingsDep, detect: DetectQuery = True, tta: TtaQuery = None
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    detect: DetectQuery = True,
+    tta: TtaQuery = None,
+    detector: DetectorQuery = None,
 ) -> dict:
     """Send the image as multipart field `file` (`curl -F file=@photo.jpg`) or as JSON
     `{"image": "<base64>"}`. Faces come largest first; an image without faces gives an empty list."""
@@ -109,7 +119,7 @@ async def predict(
     # A bad image gets its 4xx now, before it waits for capacity: its header is all it takes.
     pixels = [uploads[0].pixels(settings.max_pixels)]
     result = await _admitted(
-        service, settings, pixels, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta)
+        service, settings, pixels, detect, tta, lambda: service.predict(uploads[0].content(), detect, tta, detector)
     )
     return {**result, "model": service.model_id, "elapsed_ms": _elapsed_ms(started)}
 
@@ -123,14 +133,19 @@ async def predict(
     summary="Emotions of the faces in several images",
 )
 async def predict_batch(
-    request: Request, service: ServiceDep, settings: SettingsDep, detect: DetectQuery = True, tta: TtaQuery = None
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    detect: DetectQuery = True,
+    tta: TtaQuery = None,
+    detector: DetectorQuery = None,
 ) -> dict:
     """Send images as repeated multipart field `files` or JSON `{"images": ["<base64>", ...]}`.
     `results` follow upload order; a bad image gets an `error` of its own and the others still count."""
 
     async def one(upload: Upload) -> dict:
         try:
-            return await service.predict(upload.content(), detect, tta)
+            return await service.predict(upload.content(), detect, tta, detector)
         except ApiError as error:
             service.metrics.rejections.labels(error.code).inc()
             return error.body()

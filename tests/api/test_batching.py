@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from fer.faces import HaarFaceDetector
+from fer.detection.haar import HaarFaceDetector
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
 from tests.api.conftest import SlowPredictor, encode, metric_value, post_all

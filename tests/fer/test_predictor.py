@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer.detection.base import FramedDetector, box_iou
 from fer.errors import FerError
-from fer.faces import box_iou
 from fer.images import read_image
 from fer.labels import EMOTIONS
 from fer.predictor import FaceResult, Predictor
@@ -144,17 +144,20 @@ def test_every_crop_is_cut_from_one_grayscale_frame_as_classification_expects(ex
     (a detector that gives boxes); the same crops whichever order the color channels come in (any)."""
     from fer.preprocess import to_gray48
 
-    boxes, pixels = Predictor.load(exported_weights, device="cpu", detector="haar").find_faces(astronaut)
+    boxes, pixels, _ = Predictor.load(exported_weights, device="cpu", detector="haar").find_faces(astronaut)
     expected = np.stack([to_gray48(astronaut[y : y + h, x : x + w]) for x, y, w, h in boxes])
     np.testing.assert_array_equal(pixels, expected)
-    boxes, pixels = predictor.find_faces(astronaut)  # the default detector aligns its crops itself
-    bgr_boxes, bgr_pixels = predictor.find_faces(np.ascontiguousarray(astronaut[:, :, ::-1]), color_order="BGR")
+    boxes, pixels, _ = predictor.find_faces(astronaut)  # the default detector aligns its crops itself
+    bgr_boxes, bgr_pixels, _ = predictor.find_faces(np.ascontiguousarray(astronaut[:, :, ::-1]), color_order="BGR")
     assert bgr_boxes == boxes
     np.testing.assert_array_equal(bgr_pixels, pixels)
 
 
-class RecordingDetector:
-    """Finds one face in the middle and remembers what it was shown."""
+class RecordingDetector(FramedDetector):
+    """Finds one face in the middle and remembers what it was shown: a detector of the user's own,
+    which FramedDetector makes whole."""
+
+    name = "recording"
 
     def __init__(self, uses_color: bool):
         self.uses_color, self.seen = uses_color, []
@@ -216,37 +219,61 @@ def test_auto_needs_no_torch_to_know_a_machine_without_a_gpu_runs_on_the_cpu():
     assert _loads_torch("auto") == ["onnxruntime-int8", "cpu", "False"]
 
 
-def test_a_detector_is_chosen_by_name_and_a_missing_model_package_fails_at_load(exported_weights, monkeypatch):
-    import fer.mtcnn
+def test_a_detector_is_chosen_by_name_and_a_changed_model_file_fails_at_load(exported_weights, monkeypatch, tmp_path):
+    import fer.detection.shipped
 
     assert Predictor.load(exported_weights, device="cpu", detector="haar").detector.name == "haar"
     with pytest.raises(ValueError, match="unknown face detector 'yolo'"):
         Predictor.load(exported_weights, device="cpu", detector="yolo")
-    monkeypatch.setattr(fer.mtcnn, "PACKAGE", "no_such_package_for_fer")
-    with pytest.raises(FerError, match="pip install --no-deps facenet-pytorch"):
+    for path in fer.detection.shipped.FOLDER.glob("*.onnx"):
+        (tmp_path / path.name).write_bytes(path.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(fer.detection.shipped, "FOLDER", tmp_path)
+    with pytest.raises(FerError, match="not the face detector model fer was measured with"):
         Predictor.load(exported_weights, device="cpu", detector="mtcnn")
 
 
-@pytest.mark.parametrize("detector", ["mtcnn", "haar", "blazeface"])
+def test_each_call_may_name_its_own_detector_and_each_is_created_once(exported_weights, astronaut):
+    predictor = Predictor.load(exported_weights, device="cpu", detector="haar")
+    for name in ("yunet", "blazeface", "mtcnn"):
+        (face,) = predictor.predict_image(astronaut, detector=name)
+        assert box_iou(face.box, ASTRONAUT_FACE) > 0.4, name  # each frames the face its own way
+        assert predictor.detector_named(name) is predictor.detector_named(name)
+    assert predictor.detector_named(None) is predictor.detector and predictor.detector.name == "haar"
+
+
+def test_a_face_crop_without_a_found_face_is_classified_whole_and_says_so(predictor):
+    """FER2013's own crops: MTCNN finds no face in some of them shown alone (this noise, none at all)."""
+    crop = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    (face,) = predictor.predict_image(crop)
+    assert face.box == (0, 0, 48, 48) and face.detected is False and face.to_dict()["detected"] is False
+    assert predictor.predict_image(crop, face_crop_fallback=False) == []
+    # A photo of a scene (4:3, or larger than a crop) with no face in it stays without one.
+    for shape in [(480, 640), (600, 600), (48, 64)]:
+        assert predictor.predict_image(np.zeros(shape, np.uint8)) == [], shape
+    assert predictor.predict_image(np.zeros((400, 330), np.uint8))[0].detected is False
+
+
+@pytest.mark.parametrize("detector", ["mtcnn", "yunet", "haar", "blazeface"])
 def test_images_of_any_shape_give_faces_or_none_never_an_error(exported_weights, detector):
     predictor = Predictor.load(exported_weights, device="cpu", detector=detector)
     rng = np.random.default_rng(0)
     # Lines and slivers longer than the detectors' 1280-pixel working size once crashed OpenCV's resize
     # (a 5000x1 image scaled to 1280x0).
     for shape in [(1, 1), (5000, 1, 3), (1, 5000), (5000, 2), (3, 4000, 3), (11, 11), (12, 12), (1281, 12, 3)]:
-        boxes, crops = predictor.find_faces(rng.integers(0, 256, shape, dtype=np.uint8))
+        boxes, crops, _ = predictor.find_faces(rng.integers(0, 256, shape, dtype=np.uint8), face_crop_fallback=False)
         assert boxes == [] and crops.shape == (0, 48, 48)
 
 
-@pytest.mark.parametrize("detector", ["mtcnn", "haar", "blazeface"])
+@pytest.mark.parametrize("detector", ["mtcnn", "yunet", "haar", "blazeface"])
 def test_several_images_at_once_give_the_faces_and_crops_of_each_alone(exported_weights, detector, astronaut):
     predictor = Predictor.load(exported_weights, device="cpu", detector=detector)
     images = [astronaut, np.zeros((240, 320, 3), np.uint8), astronaut[::2, ::2].copy(), astronaut[:, :, 0].copy()]
     for detect in (True, False):
         together = predictor.find_faces_many(images, detect)
         assert len(together) == len(images)
-        for image, (boxes, crops) in zip(images, together):
-            alone_boxes, alone_crops = predictor.find_faces(image, detect)
+        for image, (boxes, crops, detected) in zip(images, together):
+            alone_boxes, alone_crops, alone_detected = predictor.find_faces(image, detect)
+            assert detected == alone_detected
             assert boxes == alone_boxes
             np.testing.assert_array_equal(crops, alone_crops)
     assert len(predictor.find_faces_many(images[:1])[0][0]) == 1  # the astronaut is found at all
@@ -267,7 +294,7 @@ def test_faces_come_largest_first_each_with_its_own_scores_keyed_in_emotions_ord
     assert len(faces) == 2
     areas = [face.box[2] * face.box[3] for face in faces]
     assert areas[0] > areas[1] and faces[0].box[0] > 250 > faces[1].box[0]
-    _, crops = predictor.find_faces(picture)
+    _, crops, _ = predictor.find_faces(picture)
     expected = predictor.predict_pixels(crops)
     for face, row in zip(faces, expected):
         assert list(face.scores) == list(EMOTIONS)

@@ -83,12 +83,12 @@ def test_face_detection_runs_on_the_device_and_finds_what_the_cpu_finds(exported
     on_cpu = Predictor.load(exported_weights, device="cpu", tta="none", backend="torch")
     assert on_device.detector.device == on_device.device  # "cuda:0" on a GPU
     together = on_device.find_faces_many(photos())
-    for photo, (boxes, _) in zip(photos(), together):
-        cpu_boxes, _ = on_cpu.find_faces(photo)
+    for photo, (boxes, _, _) in zip(photos(), together):
+        cpu_boxes, _, _ = on_cpu.find_faces(photo)
         assert len(boxes) == len(cpu_boxes)
         for box, cpu_box in zip(boxes, cpu_boxes):
             assert np.abs(np.subtract(box, cpu_box)).max() <= 2  # pixels; TF32 convolutions may round apart
-    assert [len(boxes) for boxes, _ in together] == [1, 1, 1, 1, 0]
+    assert [len(found.boxes) for found in together] == [1, 1, 1, 1, 0]
 
 
 def test_the_api_on_the_device_gathers_concurrent_photos_into_detection_runs(exported_weights, device):

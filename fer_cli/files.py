@@ -92,7 +92,8 @@ def _predict_image(predictor: Predictor, path: Path, detect: bool, as_json: bool
     for face in faces:
         others = sorted(face.scores.items(), key=lambda item: -item[1])[1:3]
         also = ", ".join(f"{emotion} {score:.2f}" for emotion, score in others)
-        print(f"  box {list(face.box)}  {face.emotion} {face.score:.2f}  ({also})")
+        whole = "" if face.detected else "  [no face found: the whole image, a face crop by its shape]"
+        print(f"  box {list(face.box)}  {face.emotion} {face.score:.2f}  ({also}){whole}")
 
 
 def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool, target: Path | None) -> None:
@@ -103,7 +104,8 @@ def _predict_video(predictor: Predictor, path: Path, detect: bool, as_json: bool
     emotions: Counter[str] = Counter()
     try:
         for frame in reader:
-            faces = predictor.predict_image(frame.image, detect, color_order="BGR")
+            # Frames are scenes: one without a face found has none (no whole-frame answer).
+            faces = predictor.predict_image(frame.image, detect, color_order="BGR", face_crop_fallback=False)
             frames += 1
             faces_total += len(faces)
             emotions.update(face.emotion for face in faces)

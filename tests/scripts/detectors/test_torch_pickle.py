@@ -1,4 +1,4 @@
-"""fer/torch_pickle.py: PyTorch state dicts in the legacy format read without torch, and files that
+"""scripts/detectors/torch_pickle.py: PyTorch state dicts in the legacy format read without torch, and files that
 try to run code or are damaged refused with a clear error."""
 
 import pickle
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer.torch_pickle import TorchPickleError, read_state_dict
+from scripts.detectors.torch_pickle import TorchPickleError, read_state_dict
 
 
 def save_legacy(state: dict, path) -> None:

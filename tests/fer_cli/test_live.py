@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from fer.faces import box_iou
-from fer.live.tracking import FaceTracker
+from fer.detection.base import box_iou
 from fer.video import LatestFrameReader
+from fer_cli.live.tracking import FaceTracker
 
 
 def _one_hot(index: int) -> np.ndarray:

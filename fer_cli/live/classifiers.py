@@ -9,9 +9,9 @@ import uuid
 import cv2
 import numpy as np
 
+from fer.detection.framing import Box
 from fer.device import describe_device
 from fer.errors import FerError
-from fer.faces import Box
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
 
@@ -23,7 +23,8 @@ class LocalClassifier:
 
     def classify(self, frame_bgr: np.ndarray) -> tuple[list[Box], np.ndarray]:
         """Faces of one BGR frame, classified in one batch: boxes and (N, 7) probabilities."""
-        faces = self.predictor.predict_image(frame_bgr, color_order="BGR")
+        # A camera's frame is a scene: one without a face found has none (no whole-frame answer).
+        faces = self.predictor.predict_image(frame_bgr, color_order="BGR", face_crop_fallback=False)
         probabilities = np.array([face.probabilities for face in faces], dtype=np.float32)
         return [face.box for face in faces], probabilities.reshape(len(faces), len(EMOTIONS))
 

@@ -1,17 +1,15 @@
 """MTCNN (Zhang et al., 2016), a cascade of three small CNNs, as fer's face detector, run by ONNX
-Runtime on the CPU and by torch on a GPU (fer/mtcnn_torch.py).
+Runtime on the CPU and by torch on a GPU (fer/detection/mtcnn_torch.py).
 
-The weights are those shipped inside the `facenet-pytorch` wheel on PyPI (MIT; ported there from
-davidsandberg/facenet, MIT, which converted the authors' Caffe models). `make install` and the
-Dockerfile install that package with --no-deps, because it pins old torch versions fer does not
-need: fer never imports it. It reads the three .pt files with a torch-free, code-free reader
-(fer/torch_pickle.py), checks their sha256, and builds the three networks as ONNX graphs in memory
-when the detector is created. Nothing is downloaded.
+The weights are those of the `facenet-pytorch` 2.6.0 wheel on PyPI (MIT; ported there from
+davidsandberg/facenet, MIT, which converted the authors' Caffe models), converted once to the three
+ONNX files shipped in fer/detection/model_files/ (scripts/detectors/convert.py; NOTICE.md there).
+They are checked against their sha256 when the detector is created. Nothing is downloaded.
 
 Why MTCNN: on photos built from validation faces (bench/faces.py) it found 86% of the faces, Haar 62%
 and BlazeFace 48%, with 1 false face per 100 photos (Haar 4.7), twice as fast as Haar; and it finds
-the eyes and the mouth, by which fer crops faces at eye level (fer.faces.Alignment). With the
-departures from the paper below it finds 90%, with 0.7 false faces per 100 photos.
+the eyes and the mouth, by which fer crops faces at eye level (fer.detection.framing.Alignment). With
+the departures from the paper below it finds 90%, with 0.7 false faces per 100 photos.
 
 The cascade, as the paper and facenet-pytorch run it:
 1. P-Net, fully convolutional, scans an image pyramid (first scale 12 / min_face, each next one
@@ -30,34 +28,22 @@ busy (the API gathers concurrent requests' photos for it, api/gathering.py); on 
 call is as fast, and a server runs one per core.
 """
 
-import hashlib
-import importlib.util
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from fer.device import cpu_threads
-from fer.errors import FerError
-from fer.faces import Alignment, Box, Detection, Framing, pixel_boxes
-from fer.preprocess import to_gray48
-
-if TYPE_CHECKING:
-    import onnx
+from fer.detection.base import Box, Detection, FaceCrops, crop_boxes, pixel_boxes, stack_crops
+from fer.detection.framing import Alignment, Framing
+from fer.detection.mtcnn_layers import HEADS
+from fer.detection.shipped import cpu_session, model_file
 
 # One of the three networks, ready to run: (N, 3, H, W) float32 input (see _network_input) -> its
 # outputs as NumPy arrays, in HEADS order.
 Network = Callable[[np.ndarray], list[np.ndarray]]
 
-PACKAGE = "facenet_pytorch"  # the import name of the facenet-pytorch distribution
-INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
-WEIGHTS_SHA256 = {  # in facenet-pytorch 2.6.0
-    "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
-    "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
-    "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
-}
+NETWORKS = ("pnet", "rnet", "onet")
+MODEL_FILES = {network: f"mtcnn_{network}.onnx" for network in NETWORKS}  # in fer/detection/model_files/
 KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")  # as seen in the image: left to right
 # Per stage. The paper's code and facenet-pytorch use 0.6, 0.7, 0.7. Chosen on 600 tuning scenes
 # (bench/scenes.py seeds 1 and 2, not the reported seed 0): these found 88.9% of the faces instead of
@@ -84,7 +70,6 @@ LOOK_AGAIN_FLOOR = {"rnet": 0.1, "onet": 0.3}
 P_NET_CELL, P_NET_STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels of the scaled image
 CROPS_PER_RUN = 64  # R-Net and O-Net inputs per ONNX Runtime run (see _run_on_crops)
 CROPS_PER_GPU_RUN = 1024  # the same on a GPU, where a small batch leaves it idle
-OPSET = 17
 FRAMING = Framing(side=1.103, dx=0.005, dy=-0.014)  # fitted by bench/framing.py (docs/benchmarks.md)
 # The same fit; used unless alignment=None. kept_tilt, chosen on tuning scenes (seeds 1-3): with 0.3
 # the pipeline was right end to end 1.1 points more often than levelling the eyes fully (+1.3, +0.3,
@@ -93,152 +78,18 @@ FRAMING = Framing(side=1.103, dx=0.005, dy=-0.014)  # fitted by bench/framing.py
 # turns by 11.5 (uniform to 20), and 9.2^2 / (9.2^2 + 11.5^2) = 0.39.
 ALIGNMENT = Alignment(side=2.525, right=-0.013, down=0.278, kept_tilt=0.3)
 
-# Each network as layers: (kind, parameter prefix, options), built by network_graph for ONNX Runtime
-# and by fer.mtcnn_torch for torch. "flatten" lays the (N, C, H, W) map out
-# as the Caffe models' dense layers expect: width-major, then height, then channels.
-LAYERS = {
-    "pnet": [
-        ("conv", "conv1"),
-        ("prelu", "prelu1"),
-        ("pool", (2, 2)),
-        ("conv", "conv2"),
-        ("prelu", "prelu2"),
-        ("conv", "conv3"),
-        ("prelu", "prelu3"),
-    ],
-    "rnet": [
-        ("conv", "conv1"),
-        ("prelu", "prelu1"),
-        ("pool", (3, 2)),
-        ("conv", "conv2"),
-        ("prelu", "prelu2"),
-        ("pool", (3, 2)),
-        ("conv", "conv3"),
-        ("prelu", "prelu3"),
-        ("flatten", None),
-        ("dense", "dense4"),
-        ("prelu", "prelu4"),
-    ],
-    "onet": [
-        ("conv", "conv1"),
-        ("prelu", "prelu1"),
-        ("pool", (3, 2)),
-        ("conv", "conv2"),
-        ("prelu", "prelu2"),
-        ("pool", (3, 2)),
-        ("conv", "conv3"),
-        ("prelu", "prelu3"),
-        ("pool", (2, 2)),
-        ("conv", "conv4"),
-        ("prelu", "prelu4"),
-        ("flatten", None),
-        ("dense", "dense5"),
-        ("prelu", "prelu5"),
-    ],
-}
-# Each network's heads, in the order the networks give them: (output name, layer, softmax over classes?)
-HEADS = {
-    "pnet": [("regression", "conv4_2", False), ("face", "conv4_1", True)],
-    "rnet": [("regression", "dense5_2", False), ("face", "dense5_1", True)],
-    "onet": [("regression", "dense6_2", False), ("keypoints", "dense6_3", False), ("face", "dense6_1", True)],
-}
 
-
-def weights_folder() -> Path:
-    """The folder of pnet.pt, rnet.pt and onet.pt inside the installed facenet-pytorch package (never
-    imported: it would import torch)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FerError(f"the MTCNN face detector needs the facenet-pytorch package: {INSTALL_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def load_weights(folder: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """{network: {parameter: array}} from the three checked .pt files."""
-    from fer.torch_pickle import read_state_dict
-
-    folder = folder or weights_folder()
-    weights = {}
-    for network, expected in WEIGHTS_SHA256.items():
-        path = folder / f"{network}.pt"
-        if not path.is_file():
-            raise FerError(f"no {path.name} in the facenet-pytorch package at {folder}: {INSTALL_HINT}")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-            raise FerError(f"{path} is not the MTCNN weights fer was measured with: {INSTALL_HINT}")
-        weights[network] = read_state_dict(path)
-    return weights
-
-
-def network_graph(network: str, parameters: dict[str, np.ndarray]) -> "onnx.ModelProto":
-    """One of the three networks as a checked ONNX model: input `image` (N, 3, H, W), RGB scaled to
-    about [-1, 1]; outputs as HEADS names them. P-Net takes any H, W >= 12; R-Net 24x24; O-Net 48x48."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, initializers = [], []
-    counter = iter(range(1_000_000))
-
-    def constant(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
-        return name
-
-    def node(op: str, inputs: list[str], **attributes: object) -> str:
-        output = f"{op.lower()}_{next(counter)}"
-        nodes.append(helper.make_node(op, inputs, [output], **attributes))
-        return output
-
-    def linear(prefix: str, value: str) -> str:
-        weight = parameters[f"{prefix}.weight"]
-        inputs = [value, constant(f"{prefix}.weight", weight), constant(f"{prefix}.bias", parameters[f"{prefix}.bias"])]
-        return node("Conv", inputs) if weight.ndim == 4 else node("Gemm", inputs, transB=1)
-
-    value, spatial = "image", True
-    for kind, option in LAYERS[network]:
-        if kind in ("conv", "dense"):
-            value = linear(option, value)
-        elif kind == "prelu":
-            slope = parameters[f"{option}.weight"]
-            value = node("PRelu", [value, constant(f"{option}.weight", slope.reshape(-1, 1, 1) if spatial else slope)])
-        elif kind == "pool":
-            size, stride = option
-            value = node("MaxPool", [value], kernel_shape=[size, size], strides=[stride, stride], ceil_mode=1)
-        elif kind == "flatten":
-            value = node("Flatten", [node("Transpose", [value], perm=[0, 3, 2, 1])], axis=1)
-            spatial = False
-    outputs = []
-    for name, layer, softmax in HEADS[network]:
-        head = linear(layer, value)
-        attributes = {"axis": 1} if softmax else {}
-        nodes.append(helper.make_node("Softmax" if softmax else "Identity", [head], [name], **attributes))
-        channels = parameters[f"{layer}.weight"].shape[0]
-        shape = ["batch", channels, "map_height", "map_width"] if spatial else ["batch", channels]
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])
-    graph = helper.make_graph(nodes, f"mtcnn_{network}", [image], outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fer")
-    onnx.checker.check_model(model)
-    return model
-
-
-def load_networks(folder: Path | None = None, threads: int | None = None, device: str = "cpu") -> dict[str, Network]:
-    """P-Net, R-Net and O-Net by name: on the CPU as ONNX Runtime sessions of `threads` threads each,
-    on any other device (as torch names it: "cuda:0") in torch."""
-    weights = load_weights(folder)
+def load_networks(threads: int | None = None, device: str = "cpu") -> dict[str, Network]:
+    """P-Net, R-Net and O-Net by name, from the shipped files: on the CPU as ONNX Runtime sessions of
+    `threads` threads each, on any other device (as torch names it: "cuda:0") in torch."""
+    paths = {network: model_file(name) for network, name in MODEL_FILES.items()}
     if device != "cpu":
-        from fer.mtcnn_torch import TorchNetwork
+        from fer.detection.mtcnn_torch import TorchNetwork
 
-        return {network: TorchNetwork(network, parameters, device) for network, parameters in weights.items()}
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or cpu_threads()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer/onnx_runtime.py
+        return {network: TorchNetwork.from_onnx(network, path, device) for network, path in paths.items()}
     networks = {}
-    for network, parameters in weights.items():
-        session = onnxruntime.InferenceSession(
-            network_graph(network, parameters).SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+    for network, path in paths.items():
+        session = cpu_session(path, threads)
         networks[network] = lambda images, session=session: session.run(None, {"image": images})
     return networks
 
@@ -280,31 +131,24 @@ class MtcnnFaceDetector:
     def detect(self, image: np.ndarray) -> list[Box]:
         return pixel_boxes([detection.box for detection in self.detections(image)], *image.shape[:2])
 
-    def crop_faces(self, image: np.ndarray, gray: np.ndarray) -> tuple[list[Box], list[np.ndarray]]:
-        """The faces' boxes, largest first, and their (48, 48) crops from `gray` (the same frame as
-        `image`, in grayscale): aligned at eye level by `alignment`, or, when it is None, the boxes
-        framed by `framing` (the Predictor does that for detectors without this method)."""
-        return self.crop_faces_many([image], [gray])[0]
-
-    def crop_faces_many(
-        self, images: Sequence[np.ndarray], grays: Sequence[np.ndarray]
-    ) -> list[tuple[list[Box], list[np.ndarray]]]:
-        """crop_faces for several images at once (see detections_many)."""
+    def crop_faces_many(self, images: Sequence[np.ndarray], grays: Sequence[np.ndarray]) -> list[FaceCrops]:
+        """Each image's faces, largest first, and their (N, 48, 48) crops from its grayscale frame:
+        aligned at eye level by `alignment`, or, when it is None, the boxes framed by `framing`. One
+        run of each network for all the images (see detections_many)."""
         return [self._crops(gray, detections) for gray, detections in zip(grays, self.detections_many(images))]
 
-    def _crops(self, gray: np.ndarray, detections: list[Detection]) -> tuple[list[Box], list[np.ndarray]]:
+    def _crops(self, gray: np.ndarray, detections: list[Detection]) -> FaceCrops:
         height, width = gray.shape[:2]
         if self.alignment is None:
             boxes = pixel_boxes([detection.box for detection in detections], height, width)
-            boxes = [self.framing.apply(box, width, height) for box in boxes]
-            return boxes, [to_gray48(gray[y : y + h, x : x + w]) for x, y, w, h in boxes]
+            return crop_boxes(gray, [self.framing.apply(box, width, height) for box in boxes])
         faces = []
         for detection in detections:
             eyes, mouth = detection.keypoints[:2].mean(0), detection.keypoints[3:].mean(0)
             crop, box = self.alignment.crop(gray, eyes, mouth)
             faces.append((box, crop))
         faces.sort(key=lambda face: face[0][2] * face[0][3], reverse=True)
-        return [box for box, _ in faces], [crop for _, crop in faces]
+        return [box for box, _ in faces], stack_crops([crop for _, crop in faces])
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""

@@ -1,19 +1,25 @@
-"""fer/mtcnn.py: the default face detector finds faces in real and generated photos, its networks
-(ONNX Runtime's for the CPU, torch's for a GPU) compute what facenet-pytorch's do from the same
-weights, several photos at once give the faces each gives alone, and a missing or changed weights file
-is a clear error."""
+"""fer/detection/mtcnn.py: the default face detector finds faces in real and generated photos, its
+networks (the shipped ONNX files for the CPU, torch's for a GPU) compute what facenet-pytorch's do,
+and several photos at once give the faces each gives alone."""
 
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 
-import fer.mtcnn
+import fer.detection.mtcnn
 import fer.preprocess
-from fer.errors import FerError
-from fer.faces import Detection, Framing, HaarFaceDetector, box_iou
-from fer.mtcnn import MtcnnFaceDetector, load_networks, load_weights, weights_folder
+from fer.detection.base import Detection, box_iou
+from fer.detection.framing import Framing
+from fer.detection.haar import HaarFaceDetector
+from fer.detection.mtcnn import MODEL_FILES, MtcnnFaceDetector, load_networks
+from fer.detection.shipped import model_file
 from tests.conftest import astronaut_scene_counts, run_python
+
+
+def crop_faces(detector, image, gray):
+    """One image's boxes and crops, as the Predictor asks for them."""
+    return detector.crop_faces_many([image], [gray])[0]
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +32,9 @@ def torch_networks():
     """The torch networks a GPU runs, here on the CPU (device "cpu" would choose ONNX Runtime).
     torch and facenet-pytorch are imported only where a test compares with them: they cost 4 CPU
     seconds, which `make mutate` would pay again for each of MTCNN's 680 geometry mutants."""
-    from fer.mtcnn_torch import TorchNetwork
+    from fer.detection.mtcnn_torch import TorchNetwork
 
-    return {name: TorchNetwork(name, parameters, "cpu") for name, parameters in load_weights().items()}
+    return {name: TorchNetwork.from_onnx(name, model_file(file), "cpu") for name, file in MODEL_FILES.items()}
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "torch"])
@@ -72,7 +78,7 @@ def test_several_photos_at_once_give_the_faces_each_gives_alone(detector, torch_
                 assert with_others.score == pytest.approx(alone.score, abs=1e-4)
     grays = [photo if photo.ndim == 2 else cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY) for photo in photos]
     for (boxes, crops), photo_alone, gray in zip(detector.crop_faces_many(photos, grays), photos, grays):
-        alone_boxes, alone_crops = detector.crop_faces(photo_alone, gray)
+        alone_boxes, alone_crops = crop_faces(detector, photo_alone, gray)
         assert boxes == alone_boxes
         assert all(np.array_equal(a, b) for a, b in zip(crops, alone_crops))
     assert detector.detections_many([]) == []
@@ -122,8 +128,8 @@ def test_a_photo_past_the_working_size_gives_the_keypoints_and_crop_of_the_same_
     np.testing.assert_allclose(found.keypoints, small.keypoints * 3, atol=0.03 * face_side)
 
     gray, large_gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), cv2.cvtColor(large, cv2.COLOR_RGB2GRAY)
-    [box], [crop] = detector.crop_faces(photo, gray)
-    boxes, crops = detector.crop_faces(large, large_gray)
+    [box], [crop] = crop_faces(detector, photo, gray)
+    boxes, crops = crop_faces(detector, large, large_gray)
     best = max(range(len(boxes)), key=lambda i: box_iou(tuple(v * 3 for v in box), boxes[i]))
     assert box_iou(tuple(v * 3 for v in box), boxes[best]) > 0.9, (box, boxes[best])
     # The same face, resampled from another size: correlated at 0.97 (a crop 10 pixels off: 0.4).
@@ -133,28 +139,11 @@ def test_a_photo_past_the_working_size_gives_the_keypoints_and_crop_of_the_same_
 
 def test_it_finds_faces_in_generated_scenes(detector):
     def detect(photo):  # boxes as the Predictor reports them: the aligned crops' squares
-        return detector.crop_faces(photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))[0]
+        return crop_faces(detector, photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))[0]
 
     truths, found, false = astronaut_scene_counts(detect)
     assert truths >= 20 and found >= 0.9 * truths, (found, truths)
     assert false <= 1
-
-
-def test_a_missing_package_or_changed_weights_are_clear_errors(monkeypatch, tmp_path):
-    for name in ("pnet", "rnet", "onet"):
-        (tmp_path / f"{name}.pt").write_bytes((weights_folder() / f"{name}.pt").read_bytes())
-    assert set(load_weights(tmp_path)) == {"pnet", "rnet", "onet"}
-    changed = bytearray((tmp_path / "onet.pt").read_bytes())
-    changed[-1] ^= 0xFF
-    (tmp_path / "onet.pt").write_bytes(bytes(changed))
-    with pytest.raises(FerError, match="not the MTCNN weights fer was measured with"):
-        load_weights(tmp_path)
-    (tmp_path / "rnet.pt").unlink()
-    with pytest.raises(FerError, match="no rnet.pt"):
-        load_weights(tmp_path)
-    monkeypatch.setattr(fer.mtcnn, "PACKAGE", "no_such_package_for_fer")
-    with pytest.raises(FerError, match="pip install --no-deps facenet-pytorch"):
-        weights_folder()
 
 
 def test_a_minimum_face_below_the_networks_window_is_refused():
@@ -170,7 +159,7 @@ def test_a_crowd_of_faces_is_found_in_bounded_memory():
 import cv2, numpy as np
 from pathlib import Path
 from skimage import data
-from fer.mtcnn import MtcnnFaceDetector
+from fer.detection.mtcnn import MtcnnFaceDetector
 face = cv2.resize(data.astronaut()[40:200, 150:310], (48, 48))
 found = MtcnnFaceDetector().detect(np.tile(face, (20, 26, 1)))
 status = Path("/proc/self/status").read_text().splitlines()
@@ -188,7 +177,7 @@ def test_crops_cut_from_the_pyramid_match_crops_cut_from_the_photo():
     blurred = cv2.GaussianBlur(rng.uniform(0, 255, (480, 640, 3)).astype(np.float32), (0, 0), 4)
     photo = cv2.normalize(blurred, None, 0, 255, cv2.NORM_MINMAX)  # smooth, but with full contrast
     levels = [photo]
-    for scale in fer.mtcnn.pyramid(480, 640, 40):  # as MtcnnFaceDetector builds it: level from level
+    for scale in fer.detection.mtcnn.pyramid(480, 640, 40):  # as MtcnnFaceDetector builds it: level from level
         levels.append(
             cv2.resize(levels[-1], (int(640 * scale + 1), int(480 * scale + 1)), interpolation=cv2.INTER_AREA)
         )
@@ -196,7 +185,10 @@ def test_crops_cut_from_the_pyramid_match_crops_cut_from_the_photo():
     # Mean differences in grey levels when written: 3.4 at 24 px, 0.4 at 48 px; the photo's own crops
     # moved by 2 pixels differ by 5.6 and 6.4.
     for side, tolerance in ((24, 4.0), (48, 1.0)):
-        from_pyramid, from_photo = fer.mtcnn.crops(levels, boxes, side), fer.mtcnn.crops(levels[:1], boxes, side)
+        from_pyramid, from_photo = (
+            fer.detection.mtcnn.crops(levels, boxes, side),
+            fer.detection.mtcnn.crops(levels[:1], boxes, side),
+        )
         assert from_pyramid.shape == (3, side, side, 3)
         assert np.abs(from_pyramid - from_photo).mean() < tolerance
         assert (from_pyramid[2, -side // 4 :, : side // 4] == 0).all()  # past the image's corner: black
@@ -206,14 +198,14 @@ def test_a_correction_from_a_wider_looks_box_moves_the_proposal_to_the_same_plac
     rng = np.random.default_rng(0)
     corners = rng.uniform(0, 200, (8, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
-    larger = fer.mtcnn.enlarge(boxes, 0.15)
+    larger = fer.detection.mtcnn.enlarge(boxes, 0.15)
     sides, larger_sides = boxes[:, 2:4] - boxes[:, 0:2] + 1, larger[:, 2:4] - larger[:, 0:2] + 1
     np.testing.assert_allclose(larger_sides, sides * 1.15)  # 15% larger...
     np.testing.assert_allclose(larger[:, 0:2] + larger[:, 2:4], boxes[:, 0:2] + boxes[:, 2:4])  # ...same centre
     regression = rng.uniform(-0.2, 0.2, (8, 4)).astype(np.float32)
     np.testing.assert_allclose(
-        fer.mtcnn.correct(larger, regression)[:, :4],
-        fer.mtcnn.correct(boxes, fer.mtcnn.correction_of_enlarged(regression, 0.15))[:, :4],
+        fer.detection.mtcnn.correct(larger, regression)[:, :4],
+        fer.detection.mtcnn.correct(boxes, fer.detection.mtcnn.correction_of_enlarged(regression, 0.15))[:, :4],
         atol=1e-3,
     )
 
@@ -239,26 +231,28 @@ def test_r_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through(detec
     # The 60% square: 0.20, 15% larger 0.35 (raised, still rejected), 30% larger 0.96.
     (passed,) = refined(0.6)
     assert box_iou(face, passed) > 0.5
-    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (0.15,), "onet": (0.15,)})
+    monkeypatch.setattr(fer.detection.mtcnn, "WIDER_LOOKS", {"rnet": (0.15,), "onet": (0.15,)})
     assert refined(0.6) == []  # without the second, wider look it stays out
-    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
+    monkeypatch.setattr(fer.detection.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
     assert refined(0.7) == []
 
 
 def test_a_wider_looks_face_scores_are_taken_as_they_are():
     scores = np.array([[0.1, 0.9], [0.7, 0.3]], np.float32)
-    np.testing.assert_array_equal(fer.mtcnn.as_seen_from_proposal("face", scores, 0.15), scores)
+    np.testing.assert_array_equal(fer.detection.mtcnn.as_seen_from_proposal("face", scores, 0.15), scores)
 
 
 def test_keypoints_from_a_wider_looks_box_are_the_same_points_seen_from_the_proposal():
     rng = np.random.default_rng(1)
     corners = rng.uniform(0, 200, (8, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(30, 150, (8, 2)), rng.uniform(0, 1, (8, 1))], 1)
-    wider = fer.mtcnn.enlarge(boxes, 0.15)
+    wider = fer.detection.mtcnn.enlarge(boxes, 0.15)
     points = rng.uniform(0, 1, (8, 10)).astype(np.float32)  # O-Net's: x of five points, then y, in box sides
     np.testing.assert_allclose(
-        fer.mtcnn.keypoints_in_pixels(boxes, fer.mtcnn.as_seen_from_proposal("keypoints", points, 0.15)),
-        fer.mtcnn.keypoints_in_pixels(wider, points),
+        fer.detection.mtcnn.keypoints_in_pixels(
+            boxes, fer.detection.mtcnn.as_seen_from_proposal("keypoints", points, 0.15)
+        ),
+        fer.detection.mtcnn.keypoints_in_pixels(wider, points),
         atol=1e-3,
     )
 
@@ -281,12 +275,12 @@ def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_
     (passed,), (keypoints,) = finished(0.65)
     assert box_iou(face.box, passed) > 0.5
     # Its keypoints are where O-Net puts them in the wider box, and on the face.
-    wider = fer.mtcnn.enlarge(proposal(0.65), 0.15)
+    wider = fer.detection.mtcnn.enlarge(proposal(0.65), 0.15)
     ((_, points, _),) = detector._run_on_crops("onet", pyramids, [wider], 48)
-    np.testing.assert_allclose(keypoints, fer.mtcnn.keypoints_in_pixels(wider, points)[0], atol=1e-2)
+    np.testing.assert_allclose(keypoints, fer.detection.mtcnn.keypoints_in_pixels(wider, points)[0], atol=1e-2)
     assert np.abs(keypoints - face.keypoints).max() < 0.05 * w
     assert finished(0.625)[0] == []  # scored 0.08, under the floor: no wider look, and it stays out
-    monkeypatch.setattr(fer.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
+    monkeypatch.setattr(fer.detection.mtcnn, "WIDER_LOOKS", {"rnet": (), "onet": ()})  # the paper's cascade
     assert finished(0.65)[0] == []
 
 
@@ -294,10 +288,12 @@ def test_o_nets_wider_look_lets_a_narrowly_rejected_tight_proposal_through_with_
 
 
 def test_the_pyramid_holds_every_scale_whose_image_still_holds_p_nets_window():
-    assert fer.mtcnn.pyramid(24, 24, 24) == [0.5]  # 24 x 0.5 is exactly the 12-pixel window
+    assert fer.detection.mtcnn.pyramid(24, 24, 24) == [0.5]  # 24 x 0.5 is exactly the 12-pixel window
     # 12/20 = 0.6, then 0.709 times smaller while 100 x scale >= 12: 0.6 ... 0.1516 (15.2 pixels).
-    assert fer.mtcnn.pyramid(100, 200, 20) == pytest.approx([0.6, 0.4254, 0.30161, 0.213842, 0.151614], rel=1e-5)
-    assert fer.mtcnn.pyramid(11, 500, 12) == []  # a strip narrower than the window
+    assert fer.detection.mtcnn.pyramid(100, 200, 20) == pytest.approx(
+        [0.6, 0.4254, 0.30161, 0.213842, 0.151614], rel=1e-5
+    )
+    assert fer.detection.mtcnn.pyramid(11, 500, 12) == []  # a strip narrower than the window
 
 
 def test_p_nets_cells_at_or_above_the_threshold_become_boxes_in_the_image():
@@ -310,12 +306,12 @@ def test_p_nets_cells_at_or_above_the_threshold_become_boxes_in_the_image():
         [8, 5, 26, 23, 0.5, 0.1, 0.2, 0.3, 0.4],  # c 2, r 1: 5/0.6, 3/0.6, 16/0.6, 14/0.6
         [1, 8, 20, 26, 0.9, -0.1, -0.2, -0.3, -0.4],  # c 0, r 2: 1/0.6, 5/0.6, 12/0.6, 16/0.6
     ]
-    np.testing.assert_allclose(fer.mtcnn.proposals(regression, face, 0.6, 0.5), expected, rtol=1e-6)
+    np.testing.assert_allclose(fer.detection.mtcnn.proposals(regression, face, 0.6, 0.5), expected, rtol=1e-6)
 
 
 def test_a_box_corrected_by_r_or_o_net_moves_each_edge_by_its_share_of_the_side():
     box = np.array([[10.0, 20.0, 29.0, 59.0, 0.9]])  # 20 x 40 pixels, counted from 1 as the paper does
-    moved = fer.mtcnn.correct(box, np.array([[0.1, -0.05, 0.2, 0.25]]))
+    moved = fer.detection.mtcnn.correct(box, np.array([[0.1, -0.05, 0.2, 0.25]]))
     np.testing.assert_allclose(moved, [[12.0, 18.0, 33.0, 69.0, 0.9]])
 
 
@@ -326,12 +322,12 @@ def test_keypoints_are_placed_in_their_boxes_in_pixels():
         [[9, 19], [14, 23], [19, 27], [24, 31], [29, 35]],  # x = 10 + 20 p - 1, y = 20 + 40 p - 1
         [[109, 49], [99, 49], [99, 54], [99, 49], [104, 50]],  # x = 100 + 10 p - 1, y = 50 + 5 p - 1
     ]
-    np.testing.assert_allclose(fer.mtcnn.keypoints_in_pixels(boxes, points), expected)
+    np.testing.assert_allclose(fer.detection.mtcnn.keypoints_in_pixels(boxes, points), expected)
 
 
 def test_a_box_is_squared_on_its_longer_side_around_its_centre():
     boxes = np.array([[10.0, 0.0, 60.0, 10.0, 0.5], [10.0, 20.0, 30.0, 60.0, 0.7]])  # wide, then tall
-    np.testing.assert_allclose(fer.mtcnn.square(boxes), [[10, -20, 60, 30, 0.5], [0, 20, 40, 60, 0.7]])
+    np.testing.assert_allclose(fer.detection.mtcnn.square(boxes), [[10, -20, 60, 30, 0.5], [0, 20, 40, 60, 0.7]])
 
 
 def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
@@ -340,7 +336,7 @@ def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
         np.array([[10.0, 20.0, 29.0, 59.0, 0.9, 0.1, -0.05, 0.2, 0.25]]),
         np.array([[11.0, 21.0, 30.0, 60.0, 0.6, 0.0, 0.0, 0.0, 0.0], [200, 10, 210, 15, 0.7, 0, 0, -0.5, 0.4]]),
     ]
-    merged = fer.mtcnn._merged_proposals(found)
+    merged = fer.detection.mtcnn._merged_proposals(found)
     # The second scale's near copy of the first box goes (IoU 0.86: the better score stays, though
     # the copy reaches lower); the first becomes (11.9, 18.05,
     # 32.8, 68.75): 20.9 x 50.7, squared on 50.7 around (22.35, 43.4). The far box becomes
@@ -348,7 +344,7 @@ def test_p_nets_proposals_are_merged_across_scales_corrected_and_squared():
     np.testing.assert_allclose(
         merged, [[-3.0, 18.05, 47.7, 68.75, 0.9], [199.0, 10.0, 206.0, 17.0, 0.7]], atol=1e-4
     )  # fmt: skip
-    assert fer.mtcnn._merged_proposals([]).shape == (0, 5)
+    assert fer.detection.mtcnn._merged_proposals([]).shape == (0, 5)
 
 
 def test_tall_proposals_a_little_apart_are_merged_by_their_heights():
@@ -357,7 +353,7 @@ def test_tall_proposals_a_little_apart_are_merged_by_their_heights():
         np.array([[0.0, 0.0, 10.0, 100.0, 0.9, 0, 0, 0, 0]]),
         np.array([[0.0, 10.0, 10.0, 110.0, 0.8, 0, 0, 0, 0]]),
     ]
-    np.testing.assert_allclose(fer.mtcnn._merged_proposals(found), [[-45.0, 0.0, 55.0, 100.0, 0.9]])
+    np.testing.assert_allclose(fer.detection.mtcnn._merged_proposals(found), [[-45.0, 0.0, 55.0, 100.0, 0.9]])
 
 
 def _overlap_over_smaller(a, b) -> float:
@@ -393,21 +389,21 @@ def test_suppression_keeps_the_boxes_the_plain_greedy_definition_keeps():
         boxes = np.concatenate([corners, corners + sides], 1)
         scores = (rng.permutation(40) + 1) / 41.0  # distinct, above 0 as every face score is
         for threshold in (0.3, 0.5, 0.7):
-            picked = fer.mtcnn.nms(boxes, scores, threshold, by_smaller=True).tolist()
+            picked = fer.detection.mtcnn.nms(boxes, scores, threshold, by_smaller=True).tolist()
             assert picked == _greedy_suppression(boxes, scores, threshold, _overlap_over_smaller)
-            picked = fer.mtcnn.nms(boxes, scores, threshold).tolist()
+            picked = fer.detection.mtcnn.nms(boxes, scores, threshold).tolist()
             assert picked == _greedy_suppression(boxes, scores, threshold, _intersection_over_union)
 
 
 def test_suppression_keeps_a_box_that_overlaps_a_better_one_by_exactly_the_threshold():
     boxes = np.array([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0]])  # overlap 50 of 100: 0.5 by either measure
-    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.5, by_smaller=True).tolist() == [0, 1]
-    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.49, by_smaller=True).tolist() == [0]
+    assert fer.detection.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.5, by_smaller=True).tolist() == [0, 1]
+    assert fer.detection.mtcnn.nms(boxes, np.array([0.9, 0.8]), 0.49, by_smaller=True).tolist() == [0]
 
 
 def test_suppression_keeps_a_box_of_no_area_once():
     boxes = np.array([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 24.0]])  # a line first
-    assert fer.mtcnn.nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7, by_smaller=True).tolist() == [0, 1, 2]
+    assert fer.detection.mtcnn.nms(boxes, np.array([0.9, 0.8, 0.7]), 0.7, by_smaller=True).tolist() == [0, 1, 2]
 
 
 def _crop_from_padded_photo(photo: np.ndarray, box, side: int) -> np.ndarray:
@@ -443,7 +439,7 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
         (1.0, 1.0, 40.0, 12.0),  # wider than the crop, shorter: area-averaged across, stretched down
         (5.0, 5.0, 14.0, 28.0),  # exactly as high as the crop, narrower
     ]
-    cut = fer.mtcnn.crops([photo], np.array(boxes), 24)
+    cut = fer.detection.mtcnn.crops([photo], np.array(boxes), 24)
     for index, box in enumerate(boxes):
         np.testing.assert_allclose(cut[index], _crop_from_padded_photo(photo, box, 24), atol=1e-3, err_msg=str(box))
     assert (cut[6] == 0).all() and (cut[7] == 0).all() and (cut[8] == 0).all()
@@ -452,7 +448,7 @@ def test_crops_are_the_boxes_cut_from_the_photo_padded_with_black():
 def test_a_box_of_no_size_gives_a_black_crop_and_the_next_box_is_still_cut():
     photo = np.random.default_rng(1).uniform(1, 255, (40, 40, 3)).astype(np.float32)
     boxes = np.array([[21.0, 5.0, 20.0, 30.0], [5.0, 21.0, 30.0, 20.0], [1.0, 1.0, 24.0, 24.0]])
-    cut = fer.mtcnn.crops([photo], boxes, 24)
+    cut = fer.detection.mtcnn.crops([photo], boxes, 24)
     assert (cut[:2] == 0).all()
     np.testing.assert_allclose(cut[2], photo[:24, :24])
 
@@ -479,7 +475,7 @@ def test_crops_without_alignment_are_the_framed_boxes(detector):
     photo = data.astronaut()
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
     unaligned = MtcnnFaceDetector(alignment=None, networks=detector.networks)
-    [(x, y, w, h)], [crop] = unaligned.crop_faces(photo, gray)
+    [(x, y, w, h)], [crop] = crop_faces(unaligned, photo, gray)
     [found] = detector.detect(photo)
     assert (x, y, w, h) == unaligned.framing.apply(found, *gray.shape[::-1])
     np.testing.assert_array_equal(crop, fer.preprocess.to_gray48(gray[y : y + h, x : x + w]))

