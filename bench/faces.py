@@ -17,6 +17,9 @@ Per detector, over the same scenes:
   crops; their difference is what the photo itself costs (lighting, JPEG, resampling, framing);
 - photos/s: decoding and Predictor.find_faces, one thread, median of --runs passes over the first
   --speed-scenes scenes after one warm-up pass;
+- with --face-crops N, the first N validation crops given alone as 48x48 images: the share the
+  detector finds a face in, the share answered with the whole-image fallback, and right answers; and
+  the faces that fallback adds to the scenes;
 - with --alone, found alone: the faces the detector finds each by itself, at its size in the scene,
   upright, on a plain background, with no lighting or JPEG: the ceiling of its found rate on these
   faces; and of those: how many of these it finds in the photos.
@@ -41,6 +44,7 @@ from fer.detection.base import box_iou
 from fer.detection.blazeface import BlazeFaceDetector
 from fer.detection.haar import HaarFaceDetector
 from fer.detection.mtcnn import MtcnnFaceDetector
+from fer.detection.yunet import YuNetFaceDetector
 from fer.device import describe_device
 from fer.options import TTA_MODES
 from fer.predictor import Predictor
@@ -49,6 +53,8 @@ MATCH_IOU = 0.3
 DETECTORS = {
     "mtcnn": MtcnnFaceDetector,
     "mtcnn-paper-thresholds": lambda: MtcnnFaceDetector(thresholds=(0.6, 0.7, 0.7)),
+    "yunet": YuNetFaceDetector,
+    **{f"yunet-t{round(t * 100)}": (lambda t=t: YuNetFaceDetector(score_threshold=t)) for t in (0.5, 0.7, 0.8)},
     "haar-equalized": lambda: HaarFaceDetector(equalize=True),
     "haar": lambda: HaarFaceDetector(equalize=False),
     **{
@@ -151,6 +157,30 @@ def bare_crop_accuracy(predictor: Predictor, scenes: list[Scene], faces: np.ndar
     return float((predictor.predict_pixels(faces[indices]).argmax(1) == labels).mean())
 
 
+def face_crops(predictor: Predictor, images: np.ndarray, labels: np.ndarray, scenes: list[Scene]) -> dict:
+    """FER2013's own crops given as images, each alone (48x48, as a user's face crop): how many the
+    detector finds a face in, how many get an answer with the whole-image fallback (FoundFaces), and
+    how often the answer is right; and the faces the fallback adds to the scenes (it must add none)."""
+    found = answered = right = 0
+    for image, label in zip(images, labels):
+        detected = predictor.find_faces(image, face_crop_fallback=False)
+        with_fallback = detected if detected.boxes else predictor.find_faces(image)
+        found += bool(detected.boxes)
+        answered += bool(with_fallback.boxes)
+        if with_fallback.boxes:
+            right += int(predictor.predict_pixels(with_fallback.pixels[:1]).argmax()) == label
+    added = 0
+    for scene in scenes:
+        photo = decode(scene)
+        added += len(predictor.find_faces(photo).boxes) - len(
+            predictor.find_faces(photo, face_crop_fallback=False).boxes
+        )
+    return {
+        "crops": len(images), "found_in_crops": found / len(images), "answered_crops": answered / len(images),
+        "right_of_crops": right / len(images), "faces_added_per_100_photos": 100 * added / len(scenes),
+    }  # fmt: skip
+
+
 def photos_per_second(predictor: Predictor, scenes: list[Scene], runs: int) -> float:
     def one_pass() -> float:
         started = time.perf_counter()
@@ -181,6 +211,10 @@ def main() -> None:
     parser.add_argument(
         "--alone", action="store_true", help="also find each face alone on a plain background: the ceiling"
     )
+    parser.add_argument(
+        "--face-crops", type=int, default=0, metavar="N",
+        help="also give the first N validation crops alone, as face crops: found, and answered by the fallback",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -214,6 +248,9 @@ def main() -> None:
         figures = measure(predictor, scenes, validation.images, alone) | {"bare_crop_accuracy": bare}
         figures["photos_per_second"] = photos_per_second(predictor, scenes[: args.speed_scenes], args.runs)
         figures["tta"] = predictor.tta
+        if args.face_crops:
+            crops = slice(0, args.face_crops)
+            figures["face_crops"] = face_crops(predictor, validation.images[crops], validation.labels[crops], scenes)
         report["detectors"][name] = figures
         print(
             f"{name:<20}{figures['found']:>8.1%}{figures['false_faces_per_100_photos']:>11.1f}"
@@ -222,6 +259,13 @@ def main() -> None:
             f"{figures['photos_per_second']:>10.1f}"
             + (f"{figures['found_alone']:>13.1%}{figures['found_of_found_alone']:>11.1%}" if args.alone else "")
         )
+        if args.face_crops:
+            crops = figures["face_crops"]
+            print(
+                f"{'':<20}{crops['crops']} crops alone: found {crops['found_in_crops']:.1%}, answered with the "
+                f"fallback {crops['answered_crops']:.1%}, right {crops['right_of_crops']:.1%}; faces the fallback "
+                f"adds to the scenes: {crops['faces_added_per_100_photos']:.1f} per 100 photos"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -24,6 +24,7 @@ from scenes import build_scenes
 
 from fer.datasets import VALIDATION, load_splits, select_split
 from fer.detection.framing import Alignment, Framing
+from fer.detection.mtcnn import ALIGNMENT as MTCNN_ALIGNMENT
 from fer.device import describe_device
 from fer.predictor import Predictor
 
@@ -85,7 +86,8 @@ def main() -> None:
     print(f"{'detector':<20}{'calibration':<12}{'fitted':<28}{'shipped':<28}{columns}")
     for name in args.detectors:
         detector = DETECTORS[name]()
-        shipped_alignment = getattr(detector, "alignment", None)
+        aligns = hasattr(detector, "alignment")  # finds eyes and mouth: MTCNN, YuNet
+        shipped_alignment = detector.alignment if aligns else None
         detector.alignment = None  # framing first, as for every detector
         shipped = detector.framing
         fitted, count = fit_framing(detector, fit_scenes)
@@ -97,10 +99,14 @@ def main() -> None:
                 "end_to_end_accuracy"
             ]
         rows = [("framing", fitted, shipped, figures["framing"])]
-        if shipped_alignment is not None:  # a detector that finds eyes and mouth: align, after framing
+        if aligns:  # a detector that finds eyes and mouth: align, after framing
             detector.framing = shipped
             aligned, count = fit_alignment(detector, fit_scenes)
-            aligned = dataclasses.replace(aligned, kept_tilt=shipped_alignment.kept_tilt)  # chosen, not fitted
+            # The share of tilt kept is chosen, not fitted: MTCNN's choice (fer/detection/mtcnn.py) for
+            # a detector that has none yet.
+            kept_tilt = shipped_alignment.kept_tilt if shipped_alignment else MTCNN_ALIGNMENT.kept_tilt
+            aligned = dataclasses.replace(aligned, kept_tilt=kept_tilt)
+            shipped_alignment = shipped_alignment or aligned  # none shipped yet: the fit is what would ship
             figures["alignment"] = {
                 "fitted_on_faces": count,
                 "fitted": vars(aligned),

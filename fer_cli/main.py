@@ -24,7 +24,7 @@ from collections.abc import Callable
 from fer import __version__
 from fer.errors import FerError
 from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
-from fer_cli.arguments import OneLineArgumentParser
+from training.arguments import OneLineArgumentParser
 
 EXIT_USER_ERROR = 2
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fer.errors import FerError
 from fer.models import ARCHITECTURES
-from fer_cli.arguments import OneLineArgumentParser
+from training.arguments import OneLineArgumentParser
 from training.augment import MIX_MODES, AugmentConfig
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")

@@ -39,7 +39,7 @@ from fer.datasets import TRAIN, VALIDATION, LabeledImages, load_splits, select_s
 from fer.errors import FerError
 from fer.labels import EMOTIONS, NUM_CLASSES
 from fer.options import TTA_MODES
-from fer_cli.arguments import OneLineArgumentParser
+from training.arguments import OneLineArgumentParser
 
 log = logging.getLogger("training")
 

@@ -12,7 +12,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fer.detection.framing import Box, Framing
+from fer.detection.framing import Alignment, Box, Framing
 from fer.preprocess import INPUT_SIZE, to_gray48
 
 # One image's faces: their boxes, largest first, and the (N, 48, 48) uint8 crops the classifier sees.
@@ -64,6 +64,18 @@ class FramedDetector:
             height, width = gray.shape
             found.append(crop_boxes(gray, [self.framing.apply(box, width, height) for box in self.detect(image)]))
         return found
+
+
+def aligned_crops(gray: np.ndarray, detections: Sequence[Detection], alignment: Alignment) -> FaceCrops:
+    """Faces found with MTCNN's five keypoints (right eye, left eye, nose, right and left mouth corners,
+    as MTCNN and YuNet give them), cropped from `gray` at eye level by `alignment`, largest first."""
+    faces = []
+    for detection in detections:
+        eyes, mouth = detection.keypoints[:2].mean(0), detection.keypoints[3:5].mean(0)
+        crop, box = alignment.crop(gray, eyes, mouth)
+        faces.append((box, crop))
+    faces.sort(key=lambda face: face[0][2] * face[0][3], reverse=True)
+    return [box for box, _ in faces], stack_crops([crop for _, crop in faces])
 
 
 def crop_boxes(gray: np.ndarray, boxes: list[Box]) -> FaceCrops:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from fer.detection.base import Box, Detection, FaceCrops, crop_boxes, pixel_boxes, stack_crops
+from fer.detection.base import Box, Detection, FaceCrops, aligned_crops, crop_boxes, pixel_boxes
 from fer.detection.framing import Alignment, Framing
 from fer.detection.mtcnn_layers import HEADS
 from fer.detection.shipped import cpu_session, model_file
@@ -142,13 +142,7 @@ class MtcnnFaceDetector:
         if self.alignment is None:
             boxes = pixel_boxes([detection.box for detection in detections], height, width)
             return crop_boxes(gray, [self.framing.apply(box, width, height) for box in boxes])
-        faces = []
-        for detection in detections:
-            eyes, mouth = detection.keypoints[:2].mean(0), detection.keypoints[3:].mean(0)
-            crop, box = self.alignment.crop(gray, eyes, mouth)
-            faces.append((box, crop))
-        faces.sort(key=lambda face: face[0][2] * face[0][3], reverse=True)
-        return [box for box, _ in faces], stack_crops([crop for _, crop in faces])
+        return aligned_crops(gray, detections, self.alignment)
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""

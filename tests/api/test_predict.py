@@ -131,7 +131,7 @@ def _save(image: Image.Image, image_format: str) -> bytes:
 
 
 def test_batch_keeps_order_and_isolates_a_bad_image(client, astronaut_jpeg):
-    sky = encode(np.full((64, 64, 3), 200, dtype=np.uint8))
+    sky = encode(np.full((64, 96, 3), 200, dtype=np.uint8))  # 3:2, no face crop's shape: no whole-image answer
     files = [("files", ("a.jpg", astronaut_jpeg)), ("files", ("b.gif", b"GIF89a\x01\x00")), ("files", ("c.jpg", sky))]
     response = client.post("/v1/predict/batch", files=files)
     assert response.status_code == 200

@@ -27,7 +27,7 @@ def test_predict_json(exported_weights, tmp_path):
     (line,) = result.stdout.splitlines()
     answer = json.loads(line)
     assert answer["path"] == str(image) and len(answer["faces"]) == 1
-    assert set(answer["faces"][0]) == {"box", "emotion", "score", "scores"}
+    assert set(answer["faces"][0]) == {"box", "emotion", "score", "scores", "detected"}
 
 
 def test_predict_text_and_no_detect(exported_weights, tmp_path):

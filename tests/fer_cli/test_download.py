@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fer import download as download_module
 from fer.datasets import TEST, TRAIN, VALIDATION, load_splits
 from fer.errors import FerError
+from fer_cli import download as download_module
 from fer_cli.download import CSV_COUNTS, DATASET_COUNTS, count_csv_rows, download, has_kaggle_credentials
 from tests.conftest import make_face, run_python, write_csv
 
