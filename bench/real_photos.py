@@ -58,7 +58,7 @@ def main() -> None:
         found = sum(min(len(faces(image)), PORTRAITS[key]) for key, image in portraits.items())
         astronaut = faces(portraits["astronaut"])
         emotion = f"{astronaut[0].emotion} {astronaut[0].score:.2f}" if astronaut else "-"
-        false = sum(len(faces(image)) for image in faceless)
+        false = sum(len(faces(image)) for image in faceless.values())
         false += sum(max(0, len(faces(image)) - PORTRAITS[key]) for key, image in portraits.items())
 
         def one_pass(predictor=predictor) -> float:
