@@ -88,6 +88,17 @@ def stack_crops(crops: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(crops) if len(crops) else np.zeros((0, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
 
 
+def shrunk_to(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image scaled down (area averaging) to `max_side` on its longer side, if it is longer, and
+    the factor it was shrunk by: the working size of the detectors that look at large photos."""
+    height, width = image.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return image, 1.0
+    shrink = max_side / max(height, width)
+    size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), shrink
+
+
 def gray_of(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from fer.detection.base import Box, Detection, FaceCrops, aligned_crops, crop_boxes, pixel_boxes
+from fer.detection.base import Box, Detection, FaceCrops, aligned_crops, crop_boxes, pixel_boxes, shrunk_to
 from fer.detection.framing import Alignment, Framing
 from fer.detection.mtcnn_layers import HEADS
 from fer.detection.shipped import cpu_session, model_file
@@ -165,13 +165,7 @@ class MtcnnFaceDetector:
 
     def _working_copy(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The image as float32 RGB no longer than max_side, and the factor it was shrunk by."""
-        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
-        height, width = rgb.shape[:2]
-        shrink = 1.0
-        if self.max_side and max(height, width) > self.max_side:
-            shrink = self.max_side / max(height, width)
-            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        rgb, shrink = shrunk_to(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image, self.max_side)
         return np.ascontiguousarray(rgb, np.float32), shrink
 
     def _run_on_crops(

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.detection.base import Box, Detection, FaceCrops, FramedDetector, aligned_crops, pixel_boxes
+from fer.detection.base import Box, Detection, FaceCrops, FramedDetector, aligned_crops, pixel_boxes, shrunk_to
 from fer.detection.framing import Alignment, Framing
 from fer.detection.shipped import model_file
 from fer.errors import FerError
@@ -76,13 +76,9 @@ class YuNetFaceDetector(FramedDetector):
 
     def detections(self, image: np.ndarray) -> list[Detection]:
         """(H, W, 3) RGB or (H, W) grayscale uint8 -> the faces found, highest score first."""
-        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
-        height, width = bgr.shape[:2]
-        shrink = 1.0
-        if self.max_side and max(height, width) > self.max_side:
-            shrink = self.max_side / max(height, width)
-            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))  # 5000x1: not 1280x0
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        height, width = image.shape[:2]
+        bgr, shrink = shrunk_to(image, self.max_side)
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR if bgr.ndim == 2 else cv2.COLOR_RGB2BGR)
         # YuNet's maps are 1/32 of its input at the coarsest: a sliver thinner than that gave infinite
         # boxes. Black below and to the right makes it whole, and moves no box.
         short = [max(0, MIN_SIDE - extent) for extent in bgr.shape[:2]]
