@@ -1,5 +1,7 @@
 """Errors a user can cause and fix: the CLI prints them as one line and exits with status 2."""
 
+EXIT_USER_ERROR = 2  # the exit status of every fer command line for a mistake the user can fix
+
 
 class FerError(Exception):
     """A problem with the user's input (a path, a file, a flag value), not a bug in fer."""

@@ -10,8 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from fer.errors import FerError
-from fer_cli.main import EXIT_USER_ERROR
+from fer.errors import EXIT_USER_ERROR, FerError
 
 
 def _load_predictor(args: argparse.Namespace):  # -> fer.Predictor, imported here on purpose

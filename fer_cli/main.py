@@ -22,11 +22,9 @@ import sys
 from collections.abc import Callable
 
 from fer import __version__
-from fer.errors import FerError
+from fer.errors import EXIT_USER_ERROR, FerError
 from fer.options import BACKENDS, DEFAULT_DETECTOR, DETECTORS, DEVICE_CHOICES, TTA_MODES
 from training.arguments import OneLineArgumentParser
-
-EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
