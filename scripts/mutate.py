@@ -106,7 +106,7 @@ SCOPES = [
     Scope("api/batching.py", ("tests/api/test_batcher.py",)),
     Scope(
         "fer/detection/mtcnn.py",
-        ("tests/fer/test_mtcnn.py",),
+        ("tests/fer/detection/test_mtcnn.py",),
         # The geometry's own tests, not the minute of network comparisons and crowds (run by make test).
         select="not torch and not crowd and not several",
         definitions=MTCNN_GEOMETRY,

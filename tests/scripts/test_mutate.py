@@ -71,7 +71,7 @@ def test_an_interrupted_session_goes_on_from_the_module_as_it_was_prepared(mutat
 def test_a_scope_can_run_a_selection_of_its_tests(mutate):
     (scope,) = [s for s in mutate.SCOPES if s.module == "fer/detection/mtcnn.py"]
     command = mutate.test_command(scope)
-    assert f"-k '{scope.select}'" in command and command.endswith("tests/fer/test_mtcnn.py")
+    assert f"-k '{scope.select}'" in command and command.endswith("tests/fer/detection/test_mtcnn.py")
     assert "-k" not in mutate.test_command(mutate.SCOPES[0])
 
 
