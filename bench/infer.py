@@ -48,7 +48,9 @@ def classify(predictor: Predictor, faces: np.ndarray, tta: str):
 def load_engine(name: str, args) -> Predictor:
     if name == "compile":
         eager = Predictor.load(args.weights, device=args.device, tta=args.tta, backend="torch")
-        return Predictor(torch.compile(eager.model), eager.card, eager.device, eager.tta)
+        engine = eager.engine
+        engine.model = torch.compile(engine.model)
+        return Predictor(engine, eager.card, eager.tta)
     backend = {"eager": "torch", "onnx": "onnx", "int8": "int8"}[name]
     return Predictor.load(args.weights, device=args.device, tta=args.tta, backend=backend)
 

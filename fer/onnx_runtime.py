@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-3  # max |logit difference| between the .onnx and the weights
 INT8_SUFFIX = ".int8.onnx"
+INT8_ENGINE = "onnxruntime-int8"  # the name of the engine (Predictor.backend) that runs the int8 variant
 INT8_MAX_ACCURACY_DROP = 0.005  # validation accuracy the int8 variant may lose and still be the default
 
 
@@ -46,14 +47,17 @@ def cpu_session(path: str | os.PathLike, threads: int | None = None) -> "onnxrun
 
 
 class OnnxModel:
-    """An engine for fer.tta: (B, 1, 48, 48) float32 NumPy pixels -> (B, 7) float32 logits, on the CPU.
-    Nothing here imports torch, except the check against a torch model."""
+    """A fer.engines.Engine: (B, 1, 48, 48) float32 NumPy pixels -> (B, 7) float32 logits, on the CPU.
+    Nothing here imports torch, except the check against a torch model. `quantized`: the file is the
+    int8 variant (training.quantize), which names the engine and its precision."""
 
-    precision = "float32"  # of the arithmetic a float model's file asks for; the int8 variant's is int8
+    device = "cpu"
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, quantized: bool = False):
         self.path = Path(path)
         self.session = cpu_session(path, threads)
+        self.name = INT8_ENGINE if quantized else "onnxruntime"
+        self.precision = "int8" if quantized else "float32"
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         array = np.ascontiguousarray(pixels, dtype=np.float32)
@@ -121,7 +125,7 @@ def load_int8_model(weights: str | os.PathLike, card: ModelCard) -> OnnxModel:
     if file_sha256(path) != entry.sha256:
         raise WeightsError(f"{path} does not match the sha256 in the model card: export it again")
     try:
-        return OnnxModel(path)
+        return OnnxModel(path, quantized=True)
     except Exception as error:  # onnxruntime raises its own types for a damaged file
         raise WeightsError(f"ONNX Runtime cannot load {path} ({error})") from None
 

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -20,19 +20,14 @@ from fer.card import Metrics, ModelCard
 from fer.detection import Box, FaceDetector, create_detector
 from fer.detection.base import crop_boxes
 from fer.device import inference_device
-from fer.errors import FerError
+from fer.engines import Engine, choose_engine
 from fer.images import ImageInput, read_image
 from fer.labels import EMOTIONS
-from fer.onnx_runtime import OnnxModel, load_default_int8_model, load_int8_model, load_onnx_model
-from fer.options import BACKENDS, check_tta
+from fer.options import check_tta
 from fer.preprocess import ColorOrder, to_gray48, to_uint8
 from fer.tta import predict_probabilities
-from fer.weights import default_weights_path, is_checkpoint, load_model, read_card
+from fer.weights import default_weights_path
 
-if TYPE_CHECKING:
-    import torch
-
-INT8_ENGINE = "onnxruntime-int8"  # Predictor.backend when the int8 variant runs
 # An image in which the detector finds no face is classified whole, as a face crop, when its shape is a
 # crop's: no more than this many pixels on its longer side and no longer than this ratio of sides.
 # FER2013's 48x48 faces are (MTCNN finds no face in 6% of them shown alone); photos of scenes, 4:3 or
@@ -72,32 +67,20 @@ class FaceResult:
 class Predictor:
     def __init__(
         self,
-        model: "torch.nn.Module | None",
+        engine: Engine,
         card: ModelCard,
-        device: "str | torch.device",
         tta: str = "none",
         detector: FaceDetector | None = None,
         batch_size: int = 256,
-        onnx_model: OnnxModel | None = None,
-        backend_name: str = "onnxruntime",
         engine_reason: str = "",
     ):
-        """`onnx_model`: an OnnxModel to run instead of `model` on the CPU (see Predictor.load), reported
-        as `backend_name`; `model` may then be None, and torch is never imported. `engine_reason`: why
-        this engine runs, for logs, `fer models` and /v1/model."""
+        """`engine`: what turns pixels into logits (fer.engines; Predictor.load chooses one).
+        `engine_reason`: why this engine runs, for logs, `fer models` and /v1/model."""
         check_tta(tta)
-        self.device = str(device)  # as torch names it: "cpu", "cuda:0", "mps"
-        use_onnx = onnx_model is not None and self.device == "cpu"
-        if use_onnx:
-            self.model, self.forward = model, onnx_model
-        elif model is None:
-            raise ValueError(f"a Predictor on {self.device} needs the torch model (ONNX Runtime runs on the CPU)")
-        else:
-            from fer.torch_engine import TorchEngine
-
-            self.forward = TorchEngine(model, self.device)  # what predict_pixels calls
-            self.model = self.forward.model
-        self.backend = backend_name if use_onnx else "torch"
+        self.engine = engine
+        self.device = engine.device  # as torch names it: "cpu", "cuda:0", "mps"
+        self.backend = engine.name
+        self.precision = engine.precision
         self.engine_reason = engine_reason
         self.card = card
         self.tta = tta
@@ -117,60 +100,22 @@ class Predictor:
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
         `tta` defaults to the card's `default_tta` (none for the shipped model: the README says why).
-        `backend`: on a CPU, "auto" runs the int8 variant named in the card when its validation
-        accuracy holds on this CPU (fer.onnx_runtime.int8_refusal), else the .onnx exported beside the
-        weights when it agrees with them, else PyTorch; "torch" always PyTorch; "onnx" requires the
-        float32 .onnx; "int8" requires the int8 variant. The int8 variant runs without torch: neither
-        the weights' tensors nor torch itself are loaded for it. `detector`: a FaceDetector, or a name
-        from fer.options.DETECTORS, created now so that a damaged model file fails here; None: the
-        default detector (MTCNN), created when first needed. A detector that can (MTCNN) runs on the
-        predictor's device."""
+        `backend` (fer.options.BACKENDS): the engine, as fer.engines.choose_engine picks it; on a CPU,
+        "auto" runs the int8 variant when its accuracy holds here, without importing torch.
+        `detector`: a FaceDetector, or a name from fer.options.DETECTORS, created now so that a damaged
+        model file fails here; None: the default detector (MTCNN), created when first needed. A detector
+        that can (MTCNN) runs on the predictor's device."""
         resolved = inference_device(device)
         if isinstance(detector, str):
             detector = create_detector(detector, resolved)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-        weights = weights if weights is not None else default_weights_path()
-        if backend in ("onnx", "int8") and resolved != "cpu":
-            raise FerError(f"backend {backend} runs on the CPU only; this device is {resolved.split(':')[0]}")
-        card, reason = None, f"asked for (backend {backend})"
-        if resolved != "cpu":
-            reason = f"PyTorch runs the model on {resolved.split(':')[0]}"
-        elif backend == "auto":
-            reason = "a training checkpoint has no int8 variant"
-        if resolved == "cpu" and backend in ("auto", "int8") and not is_checkpoint(weights):
-            card = read_card(weights)
-            if backend == "int8":
-                int8 = load_int8_model(weights, card)
-            else:
-                int8, reason = load_default_int8_model(weights, card)
-            if int8 is not None:
-                return cls(
-                    None, card, resolved, tta or card.default_tta, detector, onnx_model=int8, backend_name=INT8_ENGINE,
-                    engine_reason=reason,
-                )  # fmt: skip
-        model, card = load_model(weights, card)  # the card, if read above, is not read and hashed again
-        onnx_model = None
-        if backend == "int8":
-            onnx_model = load_int8_model(weights, card)  # a checkpoint: this names the missing variant
-        elif resolved == "cpu" and backend in ("auto", "onnx"):
-            onnx_model = load_onnx_model(weights, model, required=backend == "onnx")
-            if backend == "auto":
-                engine = "float32 ONNX Runtime" if onnx_model else "PyTorch float32 (no .onnx agrees with the weights)"
-                reason = f"{engine}, as {reason}"
-        name = INT8_ENGINE if backend == "int8" else "onnxruntime"
-        return cls(
-            model, card, resolved, tta or card.default_tta, detector, onnx_model=onnx_model, backend_name=name,
-            engine_reason=reason,
-        )  # fmt: skip
+        engine, card, reason = choose_engine(
+            weights if weights is not None else default_weights_path(), resolved, backend
+        )
+        return cls(engine, card, tta or card.default_tta, detector, engine_reason=reason)
 
     @property
     def quantized(self) -> bool:
-        return self.backend == INT8_ENGINE
-
-    @property
-    def precision(self) -> str:
-        return "int8" if self.quantized else self.forward.precision
+        return self.precision == "int8"
 
     @property
     def validation_metrics(self) -> Metrics:
@@ -202,7 +147,7 @@ class Predictor:
         tta = check_tta(tta or self.tta)
         pixels = np.asarray(pixels)
         outputs = [
-            predict_probabilities(self.forward, pixels[start : start + self.batch_size, np.newaxis], tta)
+            predict_probabilities(self.engine, pixels[start : start + self.batch_size, np.newaxis], tta)
             for start in range(0, len(pixels), self.batch_size)
         ]
         if not outputs:

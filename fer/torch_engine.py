@@ -13,14 +13,21 @@ import torch
 
 
 class TorchEngine:
+    """A fer.engines.Engine."""
+
+    name = "torch"
+
     def __init__(self, model: torch.nn.Module, device: str | torch.device):
-        self.device = torch.device(device)
+        self.device = str(device)
+        self.torch_device = torch.device(device)
         # Half precision on GPUs (tensor cores, half the memory traffic); fp32 elsewhere.
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.dtype = torch.float16 if self.torch_device.type == "cuda" else torch.float32
         # A copy: moving, casting and re-laying out a module happen in place, and the caller's model
         # (an exporter's, a trainer's) must stay as it was.
         self.model = (
-            copy.deepcopy(model).to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last).eval()
+            copy.deepcopy(model)
+            .to(device=self.torch_device, dtype=self.dtype, memory_format=torch.channels_last)
+            .eval()
         )
 
     @property
@@ -29,5 +36,5 @@ class TorchEngine:
 
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        batch = torch.from_numpy(pixels).to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        batch = torch.from_numpy(pixels).to(self.torch_device, self.dtype).contiguous(memory_format=torch.channels_last)
         return self.model(batch).float().cpu().numpy()

@@ -118,12 +118,14 @@ def _validation_metrics(
     from fer.datasets import VALIDATION, load_splits, select_split
     from fer.metrics import evaluate_predictor
     from fer.predictor import Predictor
+    from fer.torch_engine import TorchEngine
 
     split = select_split(load_splits(data), VALIDATION, data)
     metrics = {}
+    runner = onnx_model or TorchEngine(model, "cpu")
     for tta in TTA_MODES:
         started = time.perf_counter()
-        predictor = Predictor(model, card, torch.device("cpu"), tta, onnx_model=onnx_model)
+        predictor = Predictor(runner, card, tta)
         result = evaluate_predictor(predictor, split.images, split.labels)
         metrics[tta] = TtaMetrics(accuracy=result["accuracy"], macro_f1=result["macro_f1"], n=result["n"])
         seconds = time.perf_counter() - started
@@ -141,7 +143,7 @@ def _export_int8(
     started = time.perf_counter()
     quantize_onnx(onnx_path, int8_path, calibration_faces(data))
     report(f"int8 variant calibrated and written: {int8_path} ({time.perf_counter() - started:.0f} s)")
-    int8_model = OnnxModel(int8_path)
+    int8_model = OnnxModel(int8_path, quantized=True)
     metrics = _validation_metrics(model, card, data, report, "int8", onnx_model=int8_model)
     agreement = _agreement(OnnxModel(onnx_path), int8_model, data)
     report(

@@ -183,14 +183,15 @@ def test_face_results_give_their_probabilities_back_in_emotions_order(predictor,
     assert EMOTIONS[int(face.probabilities.argmax())] == face.emotion
 
 
-def test_a_predictor_leaves_the_callers_model_as_it_was(exported_weights):
+def test_the_torch_engine_leaves_the_callers_model_as_it_was(exported_weights):
     import torch
 
+    from fer.torch_engine import TorchEngine
     from fer.weights import load_model
 
-    model, card = load_model(exported_weights)
+    model, _ = load_model(exported_weights)
     before = {name: (p.dtype, p.is_contiguous(), p.clone()) for name, p in model.state_dict().items()}
-    Predictor(model, card, torch.device("cpu"))  # casts and re-lays out its own copy (channels_last)
+    TorchEngine(model, "cpu")  # casts and re-lays out its own copy (channels_last)
     for name, p in model.state_dict().items():
         dtype, contiguous, values = before[name]
         assert p.dtype == dtype and p.is_contiguous() == contiguous and torch.equal(p, values), name
