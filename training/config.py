@@ -35,6 +35,10 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mix: str = "none"  # "mixup" or "cutmix": train on pairs of faces blended with their labels (MIX_MODES)
     mix_alpha: float = 1.0  # the mixing weight is drawn from Beta(mix_alpha, mix_alpha) once per batch
+    # Share of training faces given, each epoch, what a camera and the detector do to a face
+    # (training.capture: light, the detector's measured framing errors, turn, blur, resolution, JPEG),
+    # before the batch augmentation. 0: off, as in every run before issue 30's proxy.
+    capture: float = 0.0
     # Knowledge distillation: a soft-targets file from `python -m training.distill` ("" for none); the
     # loss is (1 - distill_weight) x the label loss + distill_weight x the soft-target loss at
     # distill_temperature (training.distill.distillation_loss).
@@ -72,6 +76,8 @@ class TrainConfig:
             raise FerError(f"unknown --mix {self.mix!r}; choose from {', '.join(MIX_MODES)}")
         if not self.mix_alpha > 0:
             raise FerError("--mix-alpha must be positive")
+        if not 0.0 <= self.capture <= 1.0:
+            raise FerError(f"--capture is a share of the training faces, from 0 to 1, not {self.capture}")
         if not 0.0 <= self.augment.color_jitter < 1.0:  # a factor of 1 - J must stay above 0
             raise FerError(f"--color-jitter must be at least 0 and below 1, not {self.augment.color_jitter}")
         if not 0.0 <= self.distill_weight <= 1.0:
@@ -145,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="J",
         help="brightness and contrast of each training face scaled by factors in [1-J, 1+J] (default 0: off)",
     )
+    option("--capture", "share of training faces given camera and detector effects each epoch", type=float)
     option("--distill", "soft targets to learn from, written by python -m training.distill", metavar="FILE")
     option("--distill-weight", "share of the soft-target loss", type=float)
     option("--distill-temperature", "softens teacher and student alike", type=float)

@@ -1,6 +1,7 @@
-"""bench/faces.py and bench/framing.py, as issue 11's figures are made: run end to end on an archive in
-the Kaggle layout whose validation faces are real (48x48 crops of the astronaut photograph that
-scikit-image ships), they report each detector's findings and a calibration a face could have."""
+"""bench/faces.py, bench/framing.py and bench/capture.py, as issues 11's and 30's figures are made: run
+end to end on an archive in the Kaggle layout whose validation faces are real (48x48 crops of the
+astronaut photograph that scikit-image ships), they report each detector's findings, a calibration a
+face could have, and the classifier on the capture proxy."""
 
 import json
 
@@ -10,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from fer.labels import EMOTIONS
-from tests.conftest import KAGGLE_FOLDER_ORDER, encode_jpeg, make_face, run_python, write_zip
+from tests.conftest import KAGGLE_FOLDER_ORDER, REPO, encode_jpeg, make_face, run_python, write_zip
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,31 @@ def test_the_framing_calibration_fits_boxes_to_the_faces_and_measures_the_fit(as
     assert 1.5 < mtcnn["alignment"]["fitted"]["side"] < 3.5  # in eye-to-mouth distances
     for figures in (mtcnn["framing"], mtcnn["alignment"]):
         assert all(0 <= figures[f"end_to_end_{label}"] <= 1 for label in ("before", "fitted", "shipped"))
+
+
+def test_the_capture_proxy_reports_each_effect_and_per_class_recall_for_each_model(astronaut_archive, tmp_path):
+    out = tmp_path / "capture.json"
+    weights = str(REPO / "weights" / "fer-v2.safetensors")
+    result = run_python(
+        "bench/capture.py", "--data", str(astronaut_archive), "--scenes", "6", "--weights", weights,
+        "--backend", "onnx", "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["faces"] == 14 and report["framing_errors"] > 0  # MTCNN finds the astronaut in the scenes
+    (name,) = report["models"]
+    assert "onnxruntime float32" in name
+    figures = report["models"][name]
+    assert set(figures["accuracy"]) == {"clean", "light", "framing", "turn", "blur", "resolution", "jpeg", "proxy"}
+    assert all(0 <= accuracy <= 1 for accuracy in figures["accuracy"].values())
+    assert figures["drop"] == pytest.approx(figures["accuracy"]["clean"] - figures["accuracy"]["proxy"])
+    for condition in ("clean", "proxy"):
+        assert set(figures[condition]["recall"]) == set(EMOTIONS)
+        assert np.array(figures[condition]["confusion_matrix"]).sum(1).tolist() == [2] * 7  # 2 faces a class
+    assert "proxy" in result.stdout and "each effect alone" in result.stdout
+
+
+def test_the_capture_proxy_says_so_when_the_detector_finds_no_face_to_measure(kaggle_zip):
+    result = run_python("bench/capture.py", "--data", str(kaggle_zip), "--scenes", "3")
+    assert result.returncode != 0
+    assert "the detector found none of the faces in 3 scenes" in result.stderr

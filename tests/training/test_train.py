@@ -126,13 +126,15 @@ def test_full_precision_trains_on_cpu(kaggle_zip, tmp_path):
     assert ema.updates == 64 // 32
 
 
-@pytest.mark.parametrize("recipe", ["plain", "cutmix+distill"])
+@pytest.mark.parametrize("recipe", ["plain", "cutmix+distill", "capture"])
 def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path, recipe, request):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     args = ["--epochs", "3", "--seed", "7"]
     if recipe == "cutmix+distill":  # both draw on the batch: mixed faces get mixed teacher targets
         targets, _ = request.getfixturevalue("targets")
         args += ["--mix", "cutmix", "--distill", str(targets), "--distill-weight", "0.7", "--distill-temperature", "3"]
+    if recipe == "capture":  # drawn per epoch on the CPU: a resumed epoch must draw the same faces
+        args += ["--capture", "0.5"]
     crash = {"FER_TEST_DIE_AT_EPOCH": "2", "FER_TEST_DIE_MARKER": str(tmp_path / "died")}
     uninterrupted, crashed = run_python_together(
         ([WORKER, *train_args(kaggle_zip, straight, *args)], None),
@@ -147,6 +149,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
     assert "resumed from" in resumed.stderr and "after epoch 2/3" in resumed.stderr
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
     assert a["epoch"] == b["epoch"] == 3
+    if recipe == "capture":
+        assert a["config"]["capture"] == 0.5
     if recipe == "cutmix+distill":
         saved = a["config"]
         assert (saved["mix"], saved["distill"], saved["distill_weight"], saved["distill_temperature"]) == (
@@ -162,20 +166,21 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kaggle_zip, tmp_path,
     assert rows[2]["elapsed_seconds"] >= rows[1]["elapsed_seconds"] + rows[2]["epoch_seconds"]
 
 
-def test_mixing_changes_what_the_model_learns(kaggle_zip, tmp_path):
+@pytest.mark.parametrize("setting, values", [("mix", ("none", "mixup", "cutmix")), ("capture", (0.0, 0.5, 1.0))])
+def test_mixing_and_capture_change_what_the_model_learns(kaggle_zip, tmp_path, setting, values):
     from training.train import train
 
     weights = {}
-    for mix in ("none", "mixup", "cutmix"):  # in this process: the CLI path is tested by the resume test
-        out = tmp_path / mix
-        config = TrainConfig(
-            data=str(kaggle_zip), arch="vgg_slim", epochs=1, batch_size=16, device="cpu", out=str(out), mix=mix
-        )
+    for value in values:  # in this process: the CLI path is tested by the resume test
+        out = tmp_path / str(value)
+        settings = {"arch": "vgg_slim", "epochs": 1, "batch_size": 16, "device": "cpu", setting: value}
+        config = TrainConfig(data=str(kaggle_zip), out=str(out), **settings)
         train(config)
-        weights[mix] = load_checkpoint(out / "last.pt")["model"]
-        assert json.loads((out / "config.json").read_text())["mix"] == mix
-    for mix in ("mixup", "cutmix"):
-        assert any(not torch.equal(weights["none"][k], weights[mix][k]) for k in weights["none"]), mix
+        weights[value] = load_checkpoint(out / "last.pt")["model"]
+        assert json.loads((out / "config.json").read_text())[setting] == value
+    off = weights[values[0]]
+    for value in values[1:]:
+        assert any(not torch.equal(off[k], weights[value][k]) for k in off), value
 
 
 def test_a_log_gets_one_line_per_epoch_and_no_progress_bar(kaggle_zip, tmp_path, monkeypatch):
@@ -323,6 +328,7 @@ def test_saved_config_reproduces_the_run(kaggle_zip, tmp_path):
         (["--data", "{zip}", "--weight-decay", "nan"], "--weight-decay must be a finite number"),
         (["--data", "{zip}", "--seed", "-1"], "--seed must be 0 or more, not -1"),
         (["--data", "{zip}", "--resume", "--overwrite"], "choose one"),
+        (["--data", "{zip}", "--capture", "1.5"], "--capture is a share of the training faces, from 0 to 1, not 1.5"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(kaggle_zip, tmp_path, args, message):
