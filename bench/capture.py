@@ -6,11 +6,14 @@ against its accuracy on the clean faces, with what each effect costs alone and p
     python bench/capture.py --data ../shared/data/fer2013.zip --weights runs/x/best.pt --backend onnx
     python bench/capture.py --data ../shared/data/fer2013.zip --json docs/runs/capture/fer-v2.json
 
-The framing errors are the detector's own: on --scenes photos built from validation faces
-(bench/scenes.py, seed --scene-seed), the crop Predictor.find_faces hands the classifier (the
-default detector, MTCNN, with its eye-level framing) against each face's true crop, for every face it
-finds. The proxy then gives each validation face one of those errors at random, with the other
-effects, all drawn from --seed and the face's index: the same crops for every model and every run.
+The framing errors are the detector's own: on 300 photos built from validation faces
+(bench/scenes.py, seed 0), the crop Predictor.find_faces hands the classifier (the default
+detector, MTCNN, with its eye-level framing) against each face's true crop, for every face it finds,
+as training/mtcnn_framing_errors_proxy.json holds them (`--measure-framing` measures them again on
+--scenes scenes of --scene-seed instead; `--save-framing-errors PATH` writes what it measured and
+stops: that is how both files in training/ were made). The proxy gives each validation face one of
+those errors at random, with the other effects, all drawn from --seed and the face's index
+(training.capture.proxy_crops): the same crops for every model, every run, and `fer export`'s card.
 """
 
 import argparse
@@ -28,7 +31,15 @@ from fer.labels import EMOTIONS
 from fer.metrics import compute_metrics
 from fer.options import BACKENDS, TTA_MODES
 from fer.predictor import Predictor
-from training.capture import EFFECTS, Capture, FramingError, save_framing_errors
+from training.capture import (
+    EFFECTS,
+    PROXY_FRAMING_ERRORS_FILE,
+    Capture,
+    FramingError,
+    load_framing_errors,
+    proxy_crops,
+    save_framing_errors,
+)
 
 CONDITIONS = ("clean", *EFFECTS, "proxy")  # the proxy: every effect at once
 
@@ -41,16 +52,6 @@ def detector_framing_errors(predictor: Predictor, scenes: list) -> list[FramingE
         boxes = predictor.find_faces(decode(scene), face_crop_fallback=False).boxes
         errors += [FramingError.between(truths[t], boxes[b]) for t, b in match(truths, boxes)[0].items()]
     return errors
-
-
-def proxy_crops(images: np.ndarray, capture: Capture, seed: int) -> dict[str, list[np.ndarray]]:
-    """Each condition's crop of every face, from the face's own draws (the same for every condition)."""
-    crops: dict[str, list[np.ndarray]] = {condition: [] for condition in CONDITIONS[1:]}
-    for index, face in enumerate(images):
-        draws = capture.draw(np.random.default_rng([seed, index]))
-        for condition in crops:
-            crops[condition].append(capture.apply(face, draws, EFFECTS if condition == "proxy" else (condition,)))
-    return crops
 
 
 def measure_model(predictor: Predictor, images: np.ndarray, labels: np.ndarray, crops: dict) -> dict:
@@ -90,7 +91,10 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", default=[None], help="models to measure (default: the shipped one)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--tta", choices=TTA_MODES, help="default: each model card's")
-    parser.add_argument("--scenes", type=int, default=300, help="photos the detector's framing errors come from")
+    parser.add_argument(
+        "--measure-framing", action="store_true", help="measure the detector's framing errors on scenes, not the file's"
+    )
+    parser.add_argument("--scenes", type=int, default=300, help="photos to measure framing errors on")
     parser.add_argument("--scene-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="the proxy's draws")
     parser.add_argument("--limit", type=int, help="only the first N validation faces (for a quick look)")
@@ -103,29 +107,34 @@ def main() -> None:
 
     validation = select_split(load_splits(args.data), VALIDATION, args.data)
     images, labels = validation.images[: args.limit], validation.labels[: args.limit]
-    scenes = build_scenes(validation.images, validation.labels, args.scenes, args.scene_seed)
-    errors = detector_framing_errors(Predictor.load(args.weights[0], backend=args.backend), scenes)
-    if not errors:
-        raise SystemExit(f"the detector found none of the faces in {len(scenes)} scenes: no framing errors to draw")
-    if args.save_framing_errors:
-        source = f"bench/capture.py: the default detector on {len(scenes)} scenes, seed {args.scene_seed}"
-        save_framing_errors(errors, args.save_framing_errors, source)
-        print(f"{len(errors)} framing errors written to {args.save_framing_errors}")
-        return
+    source = f"{PROXY_FRAMING_ERRORS_FILE.name} (300 scenes, seed 0)"
+    if args.measure_framing or args.save_framing_errors:
+        scenes = build_scenes(validation.images, validation.labels, args.scenes, args.scene_seed)
+        errors = detector_framing_errors(Predictor.load(args.weights[0], backend=args.backend), scenes)
+        if not errors:
+            raise SystemExit(f"the detector found none of the faces in {len(scenes)} scenes: no framing errors to draw")
+        source = f"the default detector on {len(scenes)} scenes, seed {args.scene_seed}"
+        if args.save_framing_errors:
+            save_framing_errors(errors, args.save_framing_errors, f"bench/capture.py: {source}")
+            print(f"{len(errors)} framing errors written to {args.save_framing_errors}")
+            return
+    else:
+        errors = list(load_framing_errors(PROXY_FRAMING_ERRORS_FILE))
     table = np.array([(e.dx, e.dy, e.log_scale) for e in errors])
     (dx, dy, log_scale), spread = np.median(table, 0), np.percentile(np.abs(table - np.median(table, 0)), 90, 0)
     print(f"{len(images)} validation faces; {describe_device('cpu')}")
     print(
-        f"framing errors of the default detector: {len(errors)} faces found in {len(scenes)} scenes; median "
-        f"offset ({dx:+.3f}, {dy:+.3f}) sides, side x{np.exp(log_scale):.3f}; 90% within +-{spread[0]:.3f}, "
-        f"+-{spread[1]:.3f} sides and x{np.exp(spread[2]):.3f}"
+        f"framing errors: {len(errors)} faces, from {source}; median offset ({dx:+.3f}, {dy:+.3f}) sides, "
+        f"side x{np.exp(log_scale):.3f}; 90% within +-{spread[0]:.3f}, +-{spread[1]:.3f} sides and "
+        f"x{np.exp(spread[2]):.3f}"
     )
     started = time.perf_counter()
-    crops = proxy_crops(images, Capture(framing_errors=tuple(errors)), args.seed)
-    print(f"crops for {len(CONDITIONS) - 1} conditions made in {time.perf_counter() - started:.0f} s")
+    conditions = {effect: (effect,) for effect in EFFECTS} | {"proxy": EFFECTS}
+    crops = proxy_crops(images, conditions, Capture(framing_errors=tuple(errors)), args.seed)
+    print(f"crops for {len(conditions)} conditions made in {time.perf_counter() - started:.0f} s")
 
     report = {
-        "faces": len(images), "seed": args.seed, "scenes": len(scenes), "scene_seed": args.scene_seed,
+        "faces": len(images), "seed": args.seed, "framing_errors_from": source,
         "machine": describe_device("cpu"), "framing_errors": len(errors),
         "framing_error_median": {"dx": dx, "dy": dy, "side": float(np.exp(log_scale))}, "models": {},
     }  # fmt: skip

@@ -40,6 +40,7 @@ class TtaMetrics(_Part):
     accuracy: float | None = Field(None, description="fraction of faces classified correctly")
     macro_f1: float | None = None
     n: int | None = Field(None, description="faces measured")
+    recall: dict[str, float] | None = Field(None, description="per label: the share of its faces named right")
 
 
 class MeasuredOn(_Part):
@@ -52,6 +53,11 @@ class MeasuredOn(_Part):
 class Metrics(_Part):
     validation: dict[TtaMode, TtaMetrics] = Field(
         default_factory=dict, description="on FER2013's PublicTest split, per test-time augmentation mode"
+    )
+    capture_proxy: dict[TtaMode, TtaMetrics] = Field(
+        default_factory=dict,
+        description="on the same faces as photos give them (training.capture.proxy_crops: light, the default "
+        "detector's framing errors, turns, blur, low resolution, JPEG), per test-time augmentation mode",
     )
     measured_on: MeasuredOn | None = None
 

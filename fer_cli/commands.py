@@ -66,11 +66,17 @@ def run_export(args: argparse.Namespace) -> int:
     if card.int8 is not None:
         written.append(str(Path(args.out).with_name(card.int8.file)))
     print(f"exported {card.arch} (epoch {card.epoch}) to {', '.join(written)}; default tta {card.default_tta}")
-    int8 = card.int8.metrics.validation if card.int8 is not None else {}
+    int8 = card.int8.metrics if card.int8 is not None else None
     for tta, metrics in card.metrics.validation.items():
         if metrics.accuracy is not None:
             line = f"  validation accuracy, tta {tta}: {metrics.accuracy:.2%}"
-            print(line + (f" (int8: {int8[tta].accuracy:.2%})" if tta in int8 else ""))
+            if int8 is not None and tta in int8.validation:
+                line += f" (int8: {int8.validation[tta].accuracy:.2%})"
+            if tta in card.metrics.capture_proxy:
+                line += f"; capture proxy {card.metrics.capture_proxy[tta].accuracy:.2%}"
+                if int8 is not None and tta in int8.capture_proxy:
+                    line += f" (int8: {int8.capture_proxy[tta].accuracy:.2%})"
+            print(line)
     return 0
 
 

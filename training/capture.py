@@ -37,9 +37,12 @@ import numpy as np
 from fer.errors import FerError
 from fer.preprocess import to_gray48
 
-# The default detector's errors for the trainer's --capture, measured by bench/capture.py
-# --save-framing-errors on scenes of another seed than the proxy's (docs/training.md).
+# The default detector's errors, measured by bench/capture.py --save-framing-errors on 300 scenes of
+# validation faces: the proxy's on seed 0, and the trainer's --capture on seed 1, so that the proxy's
+# own errors are never trained on (docs/benchmarks.md, "The capture proxy").
 FRAMING_ERRORS_FILE = Path(__file__).with_name("mtcnn_framing_errors.json")
+PROXY_FRAMING_ERRORS_FILE = Path(__file__).with_name("mtcnn_framing_errors_proxy.json")
+PROXY_SEED = 0  # the proxy's draws: face i's come from np.random.default_rng([PROXY_SEED, i])
 EFFECTS = ("light", "framing", "turn", "blur", "resolution", "jpeg")
 # A real photo has some of these, not all: each effect is present in a face with this probability.
 PRESENT_SHARE = 0.5
@@ -182,3 +185,22 @@ def captured_faces(
     for row, index in enumerate(chosen):
         faces[row] = to_gray48(capture.apply(images[index], capture.draw(rng)))
     return chosen, faces
+
+
+def proxy_crops(
+    images: np.ndarray,
+    conditions: dict[str, Collection[str]] | None = None,
+    capture: Capture | None = None,
+    seed: int = PROXY_SEED,
+) -> dict[str, list[np.ndarray]]:
+    """The capture proxy of (N, 48, 48) uint8 faces: for each condition (a name and the effects it
+    applies; default {"proxy": EFFECTS}), every face's crop, from the face's own draws, the same for
+    every condition. `capture` defaults to the proxy's (PROXY_FRAMING_ERRORS_FILE)."""
+    conditions = conditions or {"proxy": EFFECTS}
+    capture = capture or Capture(framing_errors=load_framing_errors(PROXY_FRAMING_ERRORS_FILE))
+    crops: dict[str, list[np.ndarray]] = {name: [] for name in conditions}
+    for index, face in enumerate(images):
+        draws = capture.draw(np.random.default_rng([seed, index]))
+        for name, effects in conditions.items():
+            crops[name].append(capture.apply(face, draws, effects))
+    return crops

@@ -12,6 +12,7 @@ from skimage import data
 
 from fer.labels import EMOTIONS
 from tests.conftest import KAGGLE_FOLDER_ORDER, REPO, encode_jpeg, make_face, run_python, write_zip
+from training.capture import PROXY_FRAMING_ERRORS_FILE, load_framing_errors
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +72,12 @@ def test_the_capture_proxy_reports_each_effect_and_per_class_recall_for_each_mod
     out = tmp_path / "capture.json"
     weights = str(REPO / "weights" / "fer-v2.safetensors")
     result = run_python(
-        "bench/capture.py", "--data", str(astronaut_archive), "--scenes", "6", "--weights", weights,
-        "--backend", "onnx", "--json", str(out),
+        "bench/capture.py", "--data", str(astronaut_archive), "--weights", weights, "--backend", "onnx",
+        "--json", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report["faces"] == 14 and report["framing_errors"] > 0  # MTCNN finds the astronaut in the scenes
+    assert report["faces"] == 14 and report["framing_errors"] == len(load_framing_errors(PROXY_FRAMING_ERRORS_FILE))
     (name,) = report["models"]
     assert "onnxruntime float32" in name
     figures = report["models"][name]
@@ -89,7 +90,19 @@ def test_the_capture_proxy_reports_each_effect_and_per_class_recall_for_each_mod
     assert "proxy" in result.stdout and "each effect alone" in result.stdout
 
 
+def test_the_detectors_framing_errors_are_measured_on_scenes_and_saved_for_the_trainer(astronaut_archive, tmp_path):
+    out = tmp_path / "errors.json"
+    result = run_python(
+        "bench/capture.py", "--data", str(astronaut_archive), "--scenes", "6", "--save-framing-errors", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    errors = load_framing_errors(out)
+    assert len(errors) >= 4  # MTCNN finds the astronaut in most of the 6 scenes (one or two faces each)
+    assert all(abs(e.dx) < 0.3 and abs(e.dy) < 0.3 and abs(e.log_scale) < 0.5 for e in errors)
+    assert f"{len(errors)} framing errors written to {out}" in result.stdout
+
+
 def test_the_capture_proxy_says_so_when_the_detector_finds_no_face_to_measure(kaggle_zip):
-    result = run_python("bench/capture.py", "--data", str(kaggle_zip), "--scenes", "3")
+    result = run_python("bench/capture.py", "--data", str(kaggle_zip), "--measure-framing", "--scenes", "3")
     assert result.returncode != 0
     assert "the detector found none of the faces in 3 scenes" in result.stderr

@@ -35,6 +35,12 @@ def test_a_checkpoint_and_its_export_give_cards_of_one_shape(trained_checkpoint,
     assert from_checkpoint.source_checkpoint == str(trained_checkpoint) and exported.sha256
 
 
+def test_cards_from_before_the_capture_proxy_read_with_no_proxy_figures():
+    card = ModelCard.read(REPO / "weights" / "fer-v2.json")  # exported 2026-12-03, before the proxy
+    assert card.metrics.capture_proxy == {} == card.int8.metrics.capture_proxy
+    assert ModelCard.model_validate(json.loads(card.to_json())).metrics.capture_proxy == {}
+
+
 def test_the_old_checkpoint_shape_of_metrics_still_reads():
     old = {"arch": "vgg_slim", "labels": [], "metrics": {"validation": {"accuracy": 0.61, "tta": "none"}}}
     assert ModelCard.model_validate(old).validation_accuracy("none") == 0.61

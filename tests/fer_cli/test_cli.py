@@ -133,9 +133,14 @@ def test_export_reports_each_measurement_as_it_finishes(trained_checkpoint, kagg
     )
     assert result.returncode == 0, result.stderr
     steps = result.stderr.splitlines()
-    assert [step.split(":")[0] for step in steps] == [f"validation accuracy, float32, tta {t}" for t in TTA_MODES]
-    assert "validation accuracy, tta none" in result.stdout  # the summary stays on stdout
+    assert [step.split(":")[0] for step in steps] == [
+        f"{what} accuracy, float32, tta {t}" for t in TTA_MODES for what in ("validation", "capture proxy")
+    ]
     card = ModelCard.read(tmp_path / "w.json")
+    proxy = card.metrics.capture_proxy["none"].accuracy
+    # The summary stays on stdout.
+    assert f"validation accuracy, tta none: {card.metrics.validation['none'].accuracy:.2%}; " in result.stdout
+    assert f"; capture proxy {proxy:.2%}" in result.stdout
     best = max(TTA_MODES, key=lambda tta: card.metrics.validation[tta].accuracy)
     assert card.default_tta == best and f"default tta {best}" in result.stdout
 

@@ -12,11 +12,13 @@ from skimage import data
 from fer.errors import FerError
 from training.capture import (
     EFFECTS,
+    PROXY_FRAMING_ERRORS_FILE,
     SMALLEST_SIDE,
     Capture,
     FramingError,
     captured_faces,
     load_framing_errors,
+    proxy_crops,
     save_framing_errors,
 )
 
@@ -122,6 +124,8 @@ def test_the_trainer_captures_about_its_share_of_the_faces_the_same_way_from_the
 def test_the_shipped_framing_errors_are_the_default_detectors_and_read_back_as_written(tmp_path):
     errors = load_framing_errors()
     assert len(errors) >= 300  # faces MTCNN found in 300 scenes
+    proxys = load_framing_errors(PROXY_FRAMING_ERRORS_FILE)
+    assert len(proxys) >= 300 and not set(proxys) & set(errors)  # other scenes: the proxy's are never trained on
     assert abs(float(np.median([e.dx for e in errors]))) < 0.05  # framed to FER2013's crops: centred
     assert abs(float(np.median([e.log_scale for e in errors]))) < 0.1
     path = tmp_path / "errors.json"
@@ -137,3 +141,15 @@ def test_unreadable_framing_errors_say_which_file(tmp_path):
             load_framing_errors(path)
     with pytest.raises(FerError, match="cannot read framing errors from"):
         load_framing_errors(tmp_path / "missing.json")
+
+
+def test_the_proxy_is_the_same_crops_every_time_and_each_condition_shares_a_faces_draws(face):
+    images = np.stack([face, np.fliplr(face), face[::-1], face.T])
+    first, again = proxy_crops(images), proxy_crops(images)
+    assert list(first) == ["proxy"] and len(first["proxy"]) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(first["proxy"], again["proxy"]))
+    conditions = proxy_crops(images, {"all": EFFECTS, "none": (), "jpeg": ("jpeg",)})
+    assert all(np.array_equal(a, b) for a, b in zip(conditions["all"], first["proxy"]))
+    assert all(np.array_equal(a, b) for a, b in zip(conditions["none"], images))
+    other_seed = proxy_crops(images, seed=1)["proxy"]
+    assert any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(other_seed, first["proxy"]))

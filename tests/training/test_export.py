@@ -5,6 +5,7 @@ import onnxruntime
 import pytest
 import torch
 
+from fer.card import ModelCard
 from fer.errors import WeightsError
 from fer.options import TTA_MODES
 from fer.weights import file_sha256, load_checkpoint, load_model
@@ -52,10 +53,37 @@ def test_export_with_data_records_accuracy_for_every_tta(trained_checkpoint, kag
     assert card.metrics.validation[card.default_tta] == best
     assert not (tmp_path / "m.onnx").exists()
     # Each measurement is reported as it finishes, with its figure: a long export is never silent.
-    validation = card.metrics.validation
+    validation, proxy = card.metrics.validation, card.metrics.capture_proxy
     assert [step.split(" (")[0] for step in steps] == [
-        f"validation accuracy, float32, tta {tta}: {validation[tta].accuracy:.2%}" for tta in TTA_MODES
+        line
+        for tta in TTA_MODES
+        for line in (
+            f"validation accuracy, float32, tta {tta}: {validation[tta].accuracy:.2%}",
+            f"capture proxy accuracy, float32, tta {tta}: {proxy[tta].accuracy:.2%}",
+        )
     ]
+
+
+def test_the_card_holds_each_modes_capture_proxy_figures_and_recall(trained_checkpoint, kaggle_zip, tmp_path):
+    from fer.datasets import VALIDATION, load_splits, select_split
+    from fer.predictor import Predictor
+    from training.capture import proxy_crops
+
+    card = export_checkpoint(trained_checkpoint, tmp_path / "m", data=str(kaggle_zip), onnx=False)
+    split = select_split(load_splits(str(kaggle_zip)), VALIDATION, str(kaggle_zip))
+    crops = proxy_crops(split.images)["proxy"]
+    assert set(card.metrics.capture_proxy) == set(TTA_MODES)
+    for tta in TTA_MODES:
+        # Measured apart from the export: the Predictor with that mode, on the proxy's crops.
+        predicted = Predictor.load(tmp_path / "m.safetensors", device="cpu", tta=tta).predict_faces(crops).argmax(1)
+        figures = card.metrics.capture_proxy[tta]
+        assert figures.accuracy == pytest.approx(float((predicted == split.labels).mean()))
+        assert figures.n == len(split.labels) and set(figures.recall) == set(card.labels)
+        for label, recall in figures.recall.items():
+            mine = split.labels == card.labels.index(label)
+            assert recall == pytest.approx(float((predicted[mine] == split.labels[mine]).mean())), label
+    reread = ModelCard.read(tmp_path / "m.json")
+    assert reread.metrics.capture_proxy == card.metrics.capture_proxy
 
 
 def test_exporting_a_non_checkpoint_fails_clearly(tmp_path):
