@@ -10,7 +10,8 @@
 # Run folders do not outlive the machine, so what lasts of a finished run is copied into the work tree
 # to be committed: its config.json and metrics.jsonl into RECORDS_OUT/NAME/ (a few KB), and the
 # ten-crop soft targets of its best checkpoint (minutes to write) as TEACHERS_OUT/NAME.npz (0.4 MB),
-# from which an ensemble teacher is built (python -m training.distill --teacher A.npz --teacher B.npz ...).
+# from which an ensemble teacher is built (python -m training.distill --teacher A.npz --teacher B.npz ...),
+# and its best checkpoint's figures on the capture proxy (bench/capture.py) as CAPTURE_OUT/NAME.json.
 # A run whose folder is gone but whose records and soft targets were kept (a new checkout of a later
 # leg) counts as finished too, so the queue goes on to the next run instead of training it again.
 # A queue file named "-" is read from standard input (scripts/ablation.sh builds its queue so).
@@ -25,6 +26,7 @@ OUT=${OUT:-runs/$NAME}
 PY=${PY:-.venv/bin/python}
 TEACHERS_OUT=${TEACHERS_OUT:-docs/runs/teachers}
 RECORDS_OUT=${RECORDS_OUT:-docs/runs/$NAME}
+CAPTURE_OUT=${CAPTURE_OUT:-docs/runs/capture}
 
 finished() {  # the run's metrics.jsonl holds the last epoch its config.json asks for
   [[ -f "$1/metrics.jsonl" && -f "$1/config.json" ]] && "$PY" - "$1" <<'PY'
@@ -42,10 +44,20 @@ keep_finished_run() {  # once per finished run, while its folder is still there
   name=$(basename "$1")
   mkdir -p "$RECORDS_OUT/$name"
   cp "$1/config.json" "$1/metrics.jsonl" "$RECORDS_OUT/$name/"
+  [[ -f "$1/best.pt" ]] || return 0
   targets="$TEACHERS_OUT/$name.npz"
-  [[ -f "$targets" || ! -f "$1/best.pt" ]] && return 0
-  echo "== $(date -u +%FT%TZ) $1: ten-crop soft targets -> $targets"
-  "$PY" -m training.distill --data "$DATA" --tta tencrop --teacher "$1/best.pt" --out "$targets"
+  if [[ ! -f "$targets" ]]; then
+    echo "== $(date -u +%FT%TZ) $1: ten-crop soft targets -> $targets"
+    "$PY" -m training.distill --data "$DATA" --tta tencrop --teacher "$1/best.pt" --out "$targets"
+  fi
+  proxy="$CAPTURE_OUT/$name.json"
+  if [[ ! -f "$proxy" ]]; then
+    echo "== $(date -u +%FT%TZ) $1: clean and capture proxy accuracy -> $proxy"
+    mkdir -p "$CAPTURE_OUT"
+    # A measurement, not training: should it fail, the queue trains on and says so.
+    "$PY" bench/capture.py --data "$DATA" --weights "$1/best.pt" --json "$proxy" ||
+      echo "== $(date -u +%FT%TZ) $1: the capture proxy failed; measure it by hand (docs/training.md)"
+  fi
 }
 
 while read -r run_name flags; do

@@ -21,6 +21,7 @@ def run_queue(queue_file, kaggle_zip, tmp_path):
         "OUT": str(tmp_path / "runs"),
         "TEACHERS_OUT": str(tmp_path / "teachers"),
         "RECORDS_OUT": str(tmp_path / "records"),
+        "CAPTURE_OUT": str(tmp_path / "capture"),
         "PY": sys.executable,
     }
     return subprocess.run(
@@ -39,6 +40,9 @@ def test_a_queue_file_trains_each_line_once(kaggle_zip, tmp_path):
     assert (config["epochs"], config["max_samples"], config["batch_size"]) == (1, 64, 16)
     assert (tmp_path / "records" / "tiny-e1" / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
     assert (tmp_path / "teachers" / "tiny-e1.npz").is_file()
+    proxy = json.loads((tmp_path / "capture" / "tiny-e1.json").read_text())
+    (figures,) = proxy["models"].values()
+    assert proxy["faces"] == 35 and 0 <= figures["accuracy"]["proxy"] <= 1
     assert "all runs of plan finished" in first.stdout
 
     again = run_queue(queue, kaggle_zip, tmp_path)
