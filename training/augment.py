@@ -28,10 +28,14 @@ class AugmentConfig:
     color_jitter: float = 0.0
 
 
-def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """(B, 1, H, W) float pixels in 0..255 -> augmented (B, 1, H, W), same dtype, range and device."""
+def augment_batch(
+    pixels: torch.Tensor, config: AugmentConfig, generator: torch.Generator, crop: int | None = None
+) -> torch.Tensor:
+    """(B, 1, H, W) float pixels in 0..255 -> augmented (B, 1, H, W), same dtype, range and device;
+    with `crop`, a random `crop` x `crop` window of each augmented face, from the same resampling."""
     batch = pixels.shape[0]
     device = pixels.device
+    side = pixels.shape[-1]
 
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.rand(batch, device=device, generator=generator) * (high - low) + low
@@ -49,7 +53,10 @@ def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.
     theta = torch.stack(
         [torch.stack([cos * mirror, -sin, shift_x], 1), torch.stack([sin * mirror, cos, shift_y], 1)], 1
     )  # (B, 2, 3)
-    grid = F.affine_grid(theta.to(pixels.dtype), list(pixels.shape), align_corners=False)
+    shape = list(pixels.shape)
+    if crop is not None and crop < side:  # drawn only then, so 48-pixel runs replay their draws unchanged
+        theta, shape[-2:] = _cropped(theta, crop / side, uniform), [crop, crop]
+    grid = F.affine_grid(theta.to(pixels.dtype), shape, align_corners=False)
     # Border padding repeats edge pixels instead of painting black bars the test faces never have.
     out = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if config.color_jitter > 0:  # drawn only when on, so the fer-v1 recipe's draws replay unchanged
@@ -57,6 +64,16 @@ def augment_batch(pixels: torch.Tensor, config: AugmentConfig, generator: torch.
     if config.erase_probability > 0:
         out = _random_erase(out, config, generator)
     return out
+
+
+def _cropped(theta: torch.Tensor, share: float, uniform: Callable[[float, float], torch.Tensor]) -> torch.Tensor:
+    """The affine map of a window `share` of the side wide, anywhere inside the augmented face: the
+    window's grid point p is the augmented face's point q = share * p + c, which the map sends to
+    A q + t, so the window's own map is [share * A | A c + t]."""
+    reach = 1.0 - share  # how far the window's centre may move from the face's, in grid units
+    centre = torch.stack([uniform(-reach, reach), uniform(-reach, reach)], 1).unsqueeze(2)  # (B, 2, 1)
+    linear, shift = theta[:, :, :2], theta[:, :, 2:]
+    return torch.cat([linear * share, linear @ centre + shift], 2)
 
 
 def _jitter_lighting(

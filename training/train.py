@@ -49,6 +49,8 @@ from fer.datasets import (
     stratified_indices,
 )
 from fer.errors import FerError
+from fer.models import training_input_size
+from fer.preprocess import INPUT_SIZE
 from fer.weights import load_checkpoint
 from training.augment import augment_batch, mix_batch
 from training.capture import Capture, captured_faces, load_framing_errors
@@ -261,8 +263,10 @@ def _train(config: TrainConfig, context: DistributedContext) -> tuple[nn.Module,
         resuming = checkpoint is not None or config.resume or restarted_by_torchrun()
         checkpoint_row = checkpoint.get(METRICS_ROW_KEY) if checkpoint is not None else None
         run_log = RunLog(out, config, resumed_after=state.epoch if resuming else None, checkpoint_row=checkpoint_row)
+        crop = training_input_size(config.arch)
+        crops = f" as random {crop}x{crop} crops, validated on their centres" if crop < INPUT_SIZE else ""
         log.info(
-            f"training {config.arch} on {len(train_set)} images ({len(val_set)} validation), "
+            f"training {config.arch} on {len(train_set)} images{crops} ({len(val_set)} validation), "
             f"{context.world_size} process(es) on {device.type}"
             f"{f' ({context.backend})' if context.backend else ''}, amp {amp.mode} ({amp.reason}), "
             f"{steps_per_epoch} steps/epoch of {config.batch_size} x {context.world_size}"
@@ -334,10 +338,11 @@ def train_one_epoch(
     correct = torch.zeros((), device=device, dtype=torch.long)
     progress = _progress_bar(steps, f"epoch {epoch + 1}/{config.epochs}", context)
     images = _captured(train.images, shard, config, epoch, context.rank) if config.capture else train.images
+    crop = training_input_size(config.arch)  # 48, or a crop-trained architecture's random window
     step_start, seen = time.perf_counter(), 0
     for step in range(steps):
         batch = shard[step * config.batch_size : (step + 1) * config.batch_size]
-        x = augment_batch(images[batch].float(), config.augment, augment_generator)  # (B, 1, 48, 48)
+        x = augment_batch(images[batch].float(), config.augment, augment_generator, crop)  # (B, 1, crop, crop)
         y = train.labels[batch]
         mixed = mix_batch(x, config.mix, config.mix_alpha, mix_rng)
         x = mixed.pixels.contiguous(memory_format=torch.channels_last)

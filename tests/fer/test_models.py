@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fer.models import ARCHITECTURES, build_model, describe_model
+from fer.models import ARCHITECTURES, build_model, describe_model, training_input_size
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -39,5 +39,26 @@ def test_describe_model_counts_parameters_and_flops():
 
 
 def test_unknown_architecture_names_the_choices():
-    with pytest.raises(ValueError, match="choose from vgg, vgg_slim, resnet18, resnet_slim"):
+    with pytest.raises(ValueError, match="choose from vgg, vgg_slim, vgg40, vgg_slim40, resnet18, resnet_slim"):
         build_model("alexnet")
+
+
+@pytest.mark.parametrize("name", ["vgg40", "vgg_slim40"])
+def test_a_crop_trained_model_classifies_the_centre_of_a_whole_face(name):
+    # Trained on 40x40 windows, it is given 48x48 faces everywhere else (predictor, TTA, ONNX).
+    assert training_input_size(name) == 40
+    model = build_model(name).eval()
+    faces = torch.rand(3, 1, 48, 48) * 255
+    with torch.no_grad():
+        whole, centre = model(faces), model(faces[..., 4:44, 4:44].contiguous())
+        border_changed = faces.clone()
+        border_changed[..., :4, :] = 0
+        border_changed[..., :, 44:] = 255
+    assert torch.equal(whole, centre)
+    assert torch.equal(model(border_changed), whole)  # nothing outside the centre counts
+    assert describe_model(name).flops_per_face < 0.75 * describe_model(name.removesuffix("40")).flops_per_face
+
+
+def test_every_other_architecture_trains_on_whole_faces():
+    whole_face = ("vgg", "vgg_slim", "resnet18", "resnet_slim")
+    assert {name: training_input_size(name) for name in whole_face} == dict.fromkeys(whole_face, 48)

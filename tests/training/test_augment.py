@@ -145,13 +145,14 @@ def dots(n: int, row_offset: float, col_offset: float) -> torch.Tensor:
 
 
 def dot_offsets(faces: torch.Tensor) -> torch.Tensor:
-    """(n, 2) (row, col) of each face's brightness centroid, from the face's centre."""
+    """(n, 2) (row, col) of each face's brightness centroid, from the face's centre (any side)."""
     weights = faces[:, 0].double()
-    index = torch.arange(48, dtype=torch.float64)
+    side = faces.shape[-1]
+    index = torch.arange(side, dtype=torch.float64)
     total = weights.sum((1, 2))
     rows = (weights.sum(2) * index).sum(1) / total
     cols = (weights.sum(1) * index).sum(1) / total
-    return torch.stack([rows, cols], 1) - CENTRE
+    return torch.stack([rows, cols], 1) - (side - 1) / 2
 
 
 def test_rotation_alone_turns_each_face_rigidly_by_up_to_its_angle_both_ways():
@@ -367,3 +368,42 @@ PINNED_RECIPE_ERASURES = [
 ]
 # Faces mirrored by the recipe's first 16 draws of seed 0.
 PINNED_RECIPE_FLIPS = [0, 1, 2, 3, 4, 9, 11, 12, 13]
+
+
+def test_a_crop_is_an_unscaled_window_anywhere_inside_the_augmented_face():
+    # Two dots 10 pixels apart, through the same draws: a window keeps their distance (no resizing)
+    # and moves both by the same offset, of up to (48 - 40) / 2 = 4 pixels each way on both axes.
+    centre = augment_batch(dots(256, 0, 0), ONLY_GEOMETRY, torch.Generator().manual_seed(0), crop=40)
+    right = augment_batch(dots(256, 0, 10), ONLY_GEOMETRY, torch.Generator().manual_seed(0), crop=40)
+    assert centre.shape == (256, 1, 40, 40)
+    seen_centre, seen_right = dot_offsets(centre), dot_offsets(right)
+    expected = torch.tensor([0.0, 10.0], dtype=torch.float64).expand(256, 2)
+    assert torch.allclose(seen_right - seen_centre, expected, atol=0.05)
+    assert float(seen_centre.abs().max()) < 4.05
+    for axis in (0, 1):  # anywhere: both ways on both axes, over most of the range
+        assert float(seen_centre[:, axis].min()) < -3.5 and float(seen_centre[:, axis].max()) > 3.5
+
+
+def test_a_crop_follows_the_faces_own_turn_and_zoom():
+    # The window is cut from the augmented face, not from the raw one: two dots at right angles keep
+    # the turn and zoom their face was given, whatever window is cut.
+    config = replace(ONLY_GEOMETRY, max_rotation_deg=10.0, scale_range=(0.9, 1.1))
+    centre = dot_offsets(augment_batch(dots(128, 0, 0), config, torch.Generator().manual_seed(0), crop=40))
+    right = dot_offsets(augment_batch(dots(128, 0, 10), config, torch.Generator().manual_seed(0), crop=40)) - centre
+    down = dot_offsets(augment_batch(dots(128, 10, 0), config, torch.Generator().manual_seed(0), crop=40)) - centre
+    whole = dot_offsets(augment_batch(dots(128, 0, 10), config, torch.Generator().manual_seed(0)))
+    assert torch.allclose(down, torch.stack([right[:, 1], -right[:, 0]], 1), atol=0.15)  # a turn, no shear
+    assert float(torch.rad2deg(torch.atan2(right[:, 0], right[:, 1])).abs().max()) > 8  # turned
+    turned_whole = torch.rad2deg(torch.atan2(whole[:, 0], whole[:, 1]))
+    turned_window = torch.rad2deg(torch.atan2(right[:, 0], right[:, 1]))
+    assert torch.allclose(turned_window, turned_whole, atol=0.5)  # by the face's own draw
+    assert torch.allclose(right.norm(dim=1), whole.norm(dim=1), atol=0.1)  # zoomed by it too
+
+
+def test_a_crop_of_the_whole_side_draws_nothing_so_48_pixel_runs_replay_unchanged():
+    faces = batch(16)
+    plain_generator, cropped_generator = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    plain = augment_batch(faces, AugmentConfig(), plain_generator)
+    full = augment_batch(faces, AugmentConfig(), cropped_generator, crop=48)
+    assert torch.equal(plain, full)
+    assert torch.equal(torch.rand(4, generator=plain_generator), torch.rand(4, generator=cropped_generator))

@@ -583,3 +583,45 @@ def test_the_trainer_learns_what_is_learnable(trained_checkpoint, kaggle_zip):
     val = select_split(load_splits(str(kaggle_zip)), VALIDATION, str(kaggle_zip))
     predicted = Predictor.load(trained_checkpoint, device="cpu", backend="torch").predict_pixels(val.images)
     assert (predicted.argmax(1) == val.labels).mean() >= 0.7
+
+
+def test_a_crop_architecture_trains_on_random_windows_and_ships_as_a_48_pixel_model(kaggle_zip, tmp_path, monkeypatch):
+    """vgg_slim40 learns from 40x40 windows and is exported, quantized and served on 48x48 faces."""
+    import numpy as np
+    import onnxruntime
+
+    import training.train as trainer
+    from fer.predictor import Predictor
+    from fer.weights import load_model
+    from training.export import export_checkpoint
+
+    seen = []
+
+    def spied(*args, **kwargs):
+        out = augment_batch(*args, **kwargs)
+        seen.append(tuple(out.shape[-2:]))
+        return out
+
+    augment_batch = trainer.augment_batch
+    monkeypatch.setattr(trainer, "augment_batch", spied)
+    config = TrainConfig(
+        data=str(kaggle_zip), arch="vgg_slim40", epochs=1, batch_size=16, max_samples=64, device="cpu",
+        out=str(tmp_path / "run"),
+    )  # fmt: skip
+    trainer.train(config)
+    assert seen and set(seen) == {(40, 40)}
+
+    prefix = tmp_path / "crop40"
+    card = export_checkpoint(tmp_path / "run" / "best.pt", prefix, data=str(kaggle_zip), default_tta="none")
+    assert card.arch == "vgg_slim40" and card.metrics.validation["tencrop"].accuracy is not None
+    model, _ = load_model(prefix.with_suffix(".safetensors"))
+    faces = np.random.default_rng(0).uniform(0, 255, (5, 1, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(faces[..., 4:44, 4:44].copy())).numpy()
+    session = onnxruntime.InferenceSession(str(prefix.with_suffix(".onnx")), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {"pixels": faces})  # the graph takes whole faces and crops them itself
+    np.testing.assert_allclose(actual, expected, atol=1e-3)
+    predictor = Predictor.load(prefix.with_suffix(".safetensors"), device="cpu", backend="int8")
+    assert predictor.quantized  # the int8 variant quantizes the crop with the rest of the graph
+    probabilities = predictor.predict_pixels(faces[:, 0].astype(np.uint8))
+    assert probabilities.shape == (5, 7) and np.allclose(probabilities.sum(1), 1, atol=1e-4)
