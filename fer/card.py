@@ -27,6 +27,7 @@ from pydantic import (
 
 from fer.errors import WeightsError
 from fer.options import TTA_MODES
+from fer.preprocess import INPUT_SIZE
 
 TtaMode = Literal[TTA_MODES]  # type: ignore[valid-type]
 
@@ -81,6 +82,12 @@ class InputSpec(_Part):
     color: str = Field(examples=["grayscale"])
     pixels: str = Field(examples=["0..255 float; the model normalizes inside"])
     normalization: Normalization
+    window: int | None = Field(
+        None,
+        description="a crop-trained model's: the side of the centre window of each face it classifies, which "
+        "ten-crop moves to the corners; absent: the whole face",
+        examples=[40],
+    )
 
 
 class Agreement(_Part):
@@ -126,6 +133,11 @@ class ModelCard(_Part):
     format: int | None = None
     weights_file: str | None = None
     sha256: str | None = Field(None, description="of the weights file")
+
+    @property
+    def window(self) -> int:
+        """The side of the part of each 48x48 face that the model classifies (fer.tta moves it)."""
+        return self.input.window if self.input is not None and self.input.window else INPUT_SIZE
 
     @field_validator("int8", mode="wrap")
     @classmethod

@@ -13,6 +13,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from fer.card import InputSpec, Normalization
 from fer.labels import NUM_CLASSES
 from fer.preprocess import INPUT_SIZE
 
@@ -149,6 +150,18 @@ ARCHITECTURES: dict[str, partial[nn.Module]] = {
 def training_input_size(name: str) -> int:
     """The side of the faces the named architecture trains on: 48, or its training crop's."""
     return ARCHITECTURES[name].keywords.get("input_size", INPUT_SIZE)
+
+
+def input_spec(name: str) -> InputSpec:
+    """What a model of the named architecture takes, as its card records it."""
+    window = training_input_size(name)
+    return InputSpec(
+        shape=[1, INPUT_SIZE, INPUT_SIZE],
+        color="grayscale",
+        pixels="0..255 float; the model normalizes inside",
+        normalization=Normalization(mean=PIXEL_MEAN, std=PIXEL_STD),
+        window=window if window < INPUT_SIZE else None,
+    )
 
 
 def build_model(name: str) -> nn.Module:

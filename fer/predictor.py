@@ -147,7 +147,9 @@ class Predictor:
         tta = check_tta(tta or self.tta)
         pixels = np.asarray(pixels)
         outputs = [
-            predict_probabilities(self.engine, pixels[start : start + self.batch_size, np.newaxis], tta)
+            predict_probabilities(
+                self.engine, pixels[start : start + self.batch_size, np.newaxis], tta, self.card.window
+            )
             for start in range(0, len(pixels), self.batch_size)
         ]
         if not outputs:

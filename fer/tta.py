@@ -3,7 +3,10 @@
 - none: the face as it is (1 view)
 - flip: the face and its mirror image (2 views)
 - tencrop: the four corner crops and the center crop of 44x44 pixels, each scaled back to 48x48,
-  and their mirror images (10 views); the crops match the up-to-10% zoom seen in training.
+  and their mirror images (10 views); the crops match the up-to-10% zoom seen in training. A model
+  trained on smaller windows (`window` < 48, fer.models' vgg40) classifies the centre window of what
+  it is given, so its ten views are the face moved to put each corner window there: the published
+  ten-crop of 40-pixel models, without resizing.
 
 Written in NumPy, not torch, so that the CPU engines (ONNX Runtime) run without importing torch at
 all: importing the CUDA build of torch and torchvision costs a serving process about 690 MB of
@@ -44,14 +47,17 @@ _SCALE_UP = bilinear_matrix(CROP_SIZE, INPUT_SIZE)  # (48, 44)
 TTA_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
 
 
-def tta_views(pixels: np.ndarray, mode: str) -> np.ndarray:
-    """(B, 1, 48, 48) float32 -> (V, B, 1, 48, 48), the V views of every face for `mode`, contiguous."""
+def tta_views(pixels: np.ndarray, mode: str, window: int = INPUT_SIZE) -> np.ndarray:
+    """(B, 1, 48, 48) float32 -> (V, B, 1, 48, 48), the V views of every face for `mode`, contiguous;
+    `window`: the side of the centre part the model classifies (48: all of it)."""
     if check_tta(mode) == "none":
         return pixels[np.newaxis]
     views = np.empty((TTA_VIEWS[mode], *pixels.shape), dtype=np.float32)
     if mode == "flip":
         views[0], views[1] = pixels, pixels[..., ::-1]
         return views
+    if window < INPUT_SIZE:
+        return _moved_windows(pixels, window, views)
     far, centre = INPUT_SIZE - CROP_SIZE, (INPUT_SIZE - CROP_SIZE) // 2  # tencrop
     windows = np.stack(  # torchvision's five_crop order: top-left, top-right, bottom-left, bottom-right, centre
         [
@@ -67,15 +73,29 @@ def tta_views(pixels: np.ndarray, mode: str) -> np.ndarray:
     return views
 
 
+def _moved_windows(pixels: np.ndarray, window: int, views: np.ndarray) -> np.ndarray:
+    """Ten-crop for a model that classifies the centre `window` of a face: each view is the face moved
+    so that a corner window (or the centre one) lies where the model looks. What moves in from the
+    other side (np.roll) falls outside that window, so the model never sees it."""
+    centre, far = (INPUT_SIZE - window) // 2, INPUT_SIZE - window
+    corners = [(0, 0), (0, far), (far, 0), (far, far), (centre, centre)]  # five_crop's order, as above
+    for index, (top, left) in enumerate(corners):
+        views[index] = np.roll(pixels, (centre - top, centre - left), axis=(-2, -1))
+    views[5:] = views[:5, ..., ::-1]  # the mirror's centre window is the window's mirror
+    return views
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def predict_probabilities(forward: Forward, pixels: np.ndarray, mode: str = "none") -> np.ndarray:
+def predict_probabilities(
+    forward: Forward, pixels: np.ndarray, mode: str = "none", window: int = INPUT_SIZE
+) -> np.ndarray:
     """(B, 1, 48, 48) pixels in 0..255 -> (B, 7) float32 probabilities, averaged over the TTA views
-    (the mean of the softmaxes, not the softmax of the mean logits)."""
-    views = tta_views(np.asarray(pixels, dtype=np.float32), mode)
+    (the mean of the softmaxes, not the softmax of the mean logits); `window`: the card's."""
+    views = tta_views(np.asarray(pixels, dtype=np.float32), mode, window)
     count, batch = views.shape[:2]
     logits = forward(views.reshape(count * batch, *views.shape[2:]))
     return softmax(np.asarray(logits, dtype=np.float32)).reshape(count, batch, -1).mean(0)

@@ -196,10 +196,13 @@ def model_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> "tuple[n
         arch, labels, state_dict = checkpoint["arch"], checkpoint["labels"], checkpoint["ema"]["module"]
     except (KeyError, TypeError):
         raise WeightsError(f"{path} is not a fer training checkpoint (no arch, labels and EMA weights)") from None
+    from fer.models import input_spec
+
     model = _build(arch, labels, state_dict, str(path))  # first: it checks the labels
     card = ModelCard(
         arch=arch,
         labels=list(labels),
+        input=input_spec(arch),
         source_checkpoint=str(path),
         epoch=checkpoint.get("epoch"),
         metrics=Metrics(validation={"none": TtaMetrics(accuracy=checkpoint.get("val_accuracy"))}),

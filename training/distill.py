@@ -150,14 +150,14 @@ def teacher_probabilities(weights: str, splits: list[np.ndarray], tta: str) -> l
     from fer.weights import load_model
     from training.export import export_onnx
 
-    model, _ = load_model(weights)
+    model, card = load_model(weights)
     with tempfile.TemporaryDirectory() as folder:
         export_onnx(model, Path(folder) / "teacher.onnx")  # checked against PyTorch as it is written
         forward = OnnxModel(Path(folder) / "teacher.onnx")
         return [
             np.concatenate(
                 [
-                    predict_probabilities(forward, faces[i : i + BATCH, np.newaxis], tta)
+                    predict_probabilities(forward, faces[i : i + BATCH, np.newaxis], tta, card.window)
                     for i in range(0, len(faces), BATCH)
                 ]
             )

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer.card import Agreement, InputSpec, Int8Variant, MeasuredOn, Metrics, ModelCard, Normalization, TtaMetrics
+from fer.card import Agreement, Int8Variant, MeasuredOn, Metrics, ModelCard, TtaMetrics
 from fer.cpu import cpu_info
 from fer.errors import WeightsError
-from fer.models import PIXEL_MEAN, PIXEL_STD, describe_model
+from fer.models import describe_model, input_spec
 from fer.onnx_runtime import INT8_SUFFIX, OnnxModel
 from fer.options import TTA_MODES
 from fer.preprocess import INPUT_SIZE
@@ -65,12 +65,7 @@ def export_checkpoint(
         name=prefix.name,
         arch=source.arch,
         labels=source.labels,
-        input=InputSpec(
-            shape=[1, INPUT_SIZE, INPUT_SIZE],
-            color="grayscale",
-            pixels="0..255 float; the model normalizes inside",
-            normalization=Normalization(mean=PIXEL_MEAN, std=PIXEL_STD),
-        ),
+        input=input_spec(source.arch),
         output="logits over labels (softmax gives probabilities)",
         parameters=summary.parameters,
         flops_per_face=summary.flops_per_face,

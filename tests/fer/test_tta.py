@@ -118,3 +118,33 @@ def test_logits_too_large_for_exp_still_give_probabilities(mode):
 @pytest.mark.parametrize("mode", TTA_MODES)
 def test_tta_views_counts_the_views_each_mode_gives(mode):
     assert tta_views(faces(2), mode).shape == (TTA_VIEWS[mode], 2, 1, 48, 48)
+
+
+def test_a_window_models_tencrop_puts_each_of_the_five_40_pixel_crops_where_it_looks():
+    # A model trained on 40-pixel windows classifies the centre 40x40 of what it is given (4 pixels in):
+    # its ten views must show it torchvision's five_crop(face, 40), then their mirrors, unscaled.
+    x = faces()
+    views = tta_views(x, "tencrop", window=40)
+    assert views.shape == (10, 3, 1, 48, 48) and views.flags.c_contiguous
+    five_crops = [x[..., :40, :40], x[..., :40, 8:], x[..., 8:, :40], x[..., 8:, 8:], x[..., 4:44, 4:44]]
+    for i, crop in enumerate(five_crops):
+        assert np.array_equal(views[i][..., 4:44, 4:44], crop), f"view {i} does not show crop {i}"
+        assert np.array_equal(views[5 + i][..., 4:44, 4:44], crop[..., ::-1]), f"view {5 + i} is not its mirror"
+
+
+@pytest.mark.parametrize("mode", ["none", "flip"])
+def test_a_window_changes_only_ten_crop(mode):
+    x = faces()
+    assert np.array_equal(tta_views(x, mode, window=40), tta_views(x, mode))
+
+
+def test_a_window_models_tencrop_is_the_mean_of_its_ten_softmaxes():
+    def centre_window_logits(views: np.ndarray) -> np.ndarray:  # sees only the centre 40x40
+        return pixel_logits(np.pad(views[..., 4:44, 4:44], ((0, 0), (0, 0), (4, 4), (4, 4))))
+
+    x = faces()
+    crops = [x[..., :40, :40], x[..., :40, 8:], x[..., 8:, :40], x[..., 8:, 8:], x[..., 4:44, 4:44]]
+    padded = [np.pad(c, ((0, 0), (0, 0), (4, 4), (4, 4))) for c in crops]
+    expected = np.mean([softmax(p) for p in padded] + [softmax(p[..., ::-1]) for p in padded], axis=0)
+    actual = predict_probabilities(centre_window_logits, x, "tencrop", window=40)
+    np.testing.assert_allclose(actual, expected, atol=1e-6)

@@ -19,6 +19,7 @@ def test_export_writes_weights_card_and_onnx(exported_weights, trained_checkpoin
     assert card["arch"] == "vgg_slim"
     assert card["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert card["input"]["shape"] == [1, 48, 48] and card["input"]["normalization"]["std"] > 0
+    assert card["input"].get("window") is None  # it classifies the whole face
     assert card["sha256"] == file_sha256(exported_weights)
     assert card["training"]["config"]["epochs"] == 2 and card["dataset"]["name"] == "FER2013"
     assert card["parameters"] > 0 and card["flops_per_face"] > 0

@@ -614,6 +614,7 @@ def test_a_crop_architecture_trains_on_random_windows_and_ships_as_a_48_pixel_mo
     prefix = tmp_path / "crop40"
     card = export_checkpoint(tmp_path / "run" / "best.pt", prefix, data=str(kaggle_zip), default_tta="none")
     assert card.arch == "vgg_slim40" and card.metrics.validation["tencrop"].accuracy is not None
+    assert card.input.window == 40  # so that ten-crop shows the model its five 40-pixel crops
     model, _ = load_model(prefix.with_suffix(".safetensors"))
     faces = np.random.default_rng(0).uniform(0, 255, (5, 1, 48, 48)).astype(np.float32)
     with torch.no_grad():
@@ -621,6 +622,20 @@ def test_a_crop_architecture_trains_on_random_windows_and_ships_as_a_48_pixel_mo
     session = onnxruntime.InferenceSession(str(prefix.with_suffix(".onnx")), providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {"pixels": faces})  # the graph takes whole faces and crops them itself
     np.testing.assert_allclose(actual, expected, atol=1e-3)
+    five_crops = [
+        faces[..., :40, :40],
+        faces[..., :40, 8:],
+        faces[..., 8:, :40],
+        faces[..., 8:, 8:],
+        faces[..., 4:44, 4:44],
+    ]
+    with torch.no_grad():
+        views = [torch.from_numpy(np.ascontiguousarray(c)) for c in five_crops]
+        softmaxes = [model(v).softmax(1) for v in views] + [model(v.flip(-1)).softmax(1) for v in views]
+    tencrop = Predictor.load(prefix.with_suffix(".safetensors"), device="cpu", backend="onnx")
+    np.testing.assert_allclose(
+        tencrop.predict_pixels(faces[:, 0], tta="tencrop"), torch.stack(softmaxes).mean(0).numpy(), atol=1e-4
+    )
     predictor = Predictor.load(prefix.with_suffix(".safetensors"), device="cpu", backend="int8")
     assert predictor.quantized  # the int8 variant quantizes the crop with the rest of the graph
     probabilities = predictor.predict_pixels(faces[:, 0].astype(np.uint8))
