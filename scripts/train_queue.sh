@@ -15,6 +15,7 @@
 # A run whose folder is gone but whose records and soft targets were kept (a new checkout of a later
 # leg) counts as finished too, so the queue goes on to the next run instead of training it again.
 # A queue file named "-" is read from standard input (scripts/ablation.sh builds its queue so).
+# DEVICE (default cpu) is the trainer's --device: DEVICE=cuda trains the queue on a lent GPU.
 set -euo pipefail
 QUEUE=${1:?usage: scripts/train_queue.sh QUEUE_FILE}
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ NAME=$(basename "$QUEUE" .txt)
 DATA=${DATA:-../shared/data/fer2013.zip}
 OUT=${OUT:-runs/$NAME}
 PY=${PY:-.venv/bin/python}
+DEVICE=${DEVICE:-cpu}
 TEACHERS_OUT=${TEACHERS_OUT:-docs/runs/teachers}
 RECORDS_OUT=${RECORDS_OUT:-docs/runs/$NAME}
 CAPTURE_OUT=${CAPTURE_OUT:-docs/runs/capture}
@@ -71,7 +73,7 @@ while read -r run_name flags; do
   else
     echo "== $(date -u +%FT%TZ) $run: $flags"
     # shellcheck disable=SC2086  # flags are words on purpose
-    "$PY" -m training.train --data "$DATA" --device cpu --out "$run" --resume $flags
+    "$PY" -m training.train --data "$DATA" --device "$DEVICE" --out "$run" --resume $flags
   fi
   keep_finished_run "$run"
 done < <(sed 's/#.*//' <<<"$QUEUE_TEXT")

@@ -14,9 +14,10 @@ tiny-e1   --arch vgg_slim --epochs 1 --batch-size 16 --max-samples 64   # traili
 """
 
 
-def run_queue(queue_file, kaggle_zip, tmp_path):
+def run_queue(queue_file, kaggle_zip, tmp_path, **variables):
     env = {
         **os.environ,
+        **variables,
         "DATA": str(kaggle_zip),
         "OUT": str(tmp_path / "runs"),
         "TEACHERS_OUT": str(tmp_path / "teachers"),
@@ -33,11 +34,12 @@ def run_queue(queue_file, kaggle_zip, tmp_path):
 def test_a_queue_file_trains_each_line_once(kaggle_zip, tmp_path):
     queue = tmp_path / "plan.txt"
     queue.write_text(QUEUE)
-    first = run_queue(queue, kaggle_zip, tmp_path)
+    first = run_queue(queue, kaggle_zip, tmp_path, DEVICE="auto")  # cpu unless told: auto is CPU here too
     assert first.returncode == 0, first.stdout + first.stderr
     run = tmp_path / "runs" / "tiny-e1"
     config = json.loads((run / "config.json").read_text())
     assert (config["epochs"], config["max_samples"], config["batch_size"]) == (1, 64, 16)
+    assert config["device"] == "auto"  # DEVICE is the trainer's --device
     assert (tmp_path / "records" / "tiny-e1" / "metrics.jsonl").read_bytes() == (run / "metrics.jsonl").read_bytes()
     assert (tmp_path / "teachers" / "tiny-e1.npz").is_file()
     proxy = json.loads((tmp_path / "capture" / "tiny-e1.json").read_text())
