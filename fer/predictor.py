@@ -99,7 +99,7 @@ class Predictor:
         backend: str = "auto",
     ) -> "Predictor":
         """Weights: a .safetensors (with its .json card) or a training checkpoint; default: shipped weights.
-        `tta` defaults to the card's `default_tta` (none for the shipped model: the README says why).
+        `tta` defaults to the card's `default_tta` (none for the shipped model: docs/model.md says why).
         `backend` (fer.options.BACKENDS): the engine, as fer.engines.choose_engine picks it; on a CPU,
         "auto" runs the int8 variant when its accuracy holds here, without importing torch.
         `detector`: a FaceDetector, or a name from fer.options.DETECTORS, created now so that a damaged

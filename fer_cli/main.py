@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         parents=[common, model, detector],
-        help="start the REST API (other settings: FER_* variables, see the README)",
+        help="start the REST API (other settings: FER_* variables, see docs/api.md)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)

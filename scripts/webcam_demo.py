@@ -2,7 +2,7 @@
 
     python scripts/webcam_demo.py [--source 0|video.mp4|rtsp://...] [--api URL] [--headless] [--output out.mp4]
 
-See `python scripts/webcam_demo.py --help` and the README's "Webcam demo" section.
+See `python scripts/webcam_demo.py --help` and docs/webcam.md.
 """
 
 import sys
