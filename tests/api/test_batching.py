@@ -80,7 +80,9 @@ def test_a_first_burst_of_large_photos_is_refused_at_once_never_timed_out(live_s
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 503} and 200 in statuses, statuses
     assert all(len(r.json()["faces"]) >= 1 for r in responses if r.status_code == 200)
-    assert all(r.elapsed.total_seconds() < 1 for r in responses if r.status_code == 503)  # at once
+    # At once: before the 2 s deadline could have passed. elapsed also counts uploading the 24 bodies
+    # side by side, which took over 1 s when other CPU-heavy work shared the 2 cores.
+    assert all(r.elapsed.total_seconds() < 2 for r in responses if r.status_code == 503)
 
 
 def test_a_bad_image_is_told_so_at_once_even_when_the_server_is_full(live_server, small_predictor, astronaut):
