@@ -89,6 +89,15 @@ class InputSpec(_Part):
         examples=[40],
     )
 
+    @field_validator("window")
+    @classmethod
+    def _window_fits_with_an_even_margin(cls, window: int | None) -> int | None:
+        # Ten-crop's mirrored views are exact only when the window sits centred on whole pixels: a window
+        # of 41 would leave 3.5 pixels a side, and each mirror would be one pixel off its crop.
+        if window is not None and not (0 < window <= INPUT_SIZE and (INPUT_SIZE - window) % 2 == 0):
+            raise ValueError(f"must be at most {INPUT_SIZE} and leave an even margin ({INPUT_SIZE} - window even)")
+        return window
+
 
 class Agreement(_Part):
     """How closely the int8 variant follows the float32 model on validation faces (TTA none)."""

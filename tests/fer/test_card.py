@@ -11,6 +11,8 @@ from fer.options import TTA_MODES
 from fer.weights import load_model
 from tests.conftest import REPO
 
+INPUT = {"shape": [1, 48, 48], "color": "grayscale", "pixels": "0..255", "normalization": {"mean": 0.5, "std": 0.25}}
+
 
 def test_the_shipped_card_reads_with_every_measurement_typed():
     card = ModelCard.read(REPO / "weights" / "fer-v2.json")
@@ -55,7 +57,13 @@ def test_keys_a_newer_fer_adds_are_kept_through_a_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "broken, where",
-    [({"labels": []}, "arch"), ({"arch": "vgg_slim", "labels": [], "default_tta": "fivecrop"}, "default_tta")],
+    [
+        ({"labels": []}, "arch"),
+        ({"arch": "vgg_slim", "labels": [], "default_tta": "fivecrop"}, "default_tta"),
+        # A window off the pixel grid's centre would make ten-crop's mirrors a pixel off their crops.
+        ({"arch": "vgg_slim40", "labels": [], "input": {**INPUT, "window": 41}}, "input.window"),
+        ({"arch": "vgg_slim40", "labels": [], "input": {**INPUT, "window": 56}}, "input.window"),
+    ],
 )
 def test_an_invalid_card_is_one_clear_error_naming_the_field(tmp_path, broken, where):
     path = tmp_path / "m.json"
