@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 
 from fer.labels import EMOTIONS
+from fer.weights import DEFAULT_WEIGHTS_NAME
 
 REPO = Path(__file__).resolve().parent.parent
+# The shipped default model's files, by suffix: SHIPPED.with_suffix(".json") is its card. Tests name
+# it so, never by its version, so that shipping a new default changes fer.weights alone.
+SHIPPED = REPO / "weights" / DEFAULT_WEIGHTS_NAME
 # Emotion folders in the Kaggle layout are written in sorted order on purpose: reading them by that
 # order instead of by name would mislabel neutral, sad and surprise.
 KAGGLE_FOLDER_ORDER = sorted(EMOTIONS)

@@ -13,7 +13,7 @@ import pytest
 import tomllib
 from skimage import data
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SHIPPED
 
 HEAVY = ("torch", "fastapi", "uvicorn", "kaggle", "tensorboard", "matplotlib", "onnxscript")
 
@@ -37,8 +37,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_carries_the_weights_and_the_detectors_model_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("fer-v2.safetensors", "fer-v2.json", "fer-v2.onnx", "fer-v2.int8.onnx"):
-        assert f"fer/shipped_weights/{name}" in names
+    for suffix in (".safetensors", ".json", ".onnx", ".int8.onnx"):
+        assert f"fer/shipped_weights/{SHIPPED.name}{suffix}" in names
     for path in (REPO / "fer/detection/model_files").iterdir():
         assert f"fer/detection/model_files/{path.name}" in names
     assert not any(name.startswith(("tests/", "bench/", "scripts/", "weights/")) for name in names)

@@ -7,7 +7,7 @@ import pytest
 from fer.engines import choose_engine
 from fer.errors import FerError
 from fer.predictor import Predictor
-from fer.weights import default_weights_path
+from fer.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (6, 1, 48, 48)).astype(np.float32)
 
@@ -20,7 +20,7 @@ def test_each_backend_gives_an_engine_that_names_itself_and_why_it_runs(backend,
     engine, card, reason = choose_engine(default_weights_path(), "cpu", backend)
     assert (engine.name, engine.precision, engine.device) == (name, precision, "cpu")
     assert reason == f"asked for (backend {backend})"
-    assert card.name == "fer-v2"
+    assert card.name == DEFAULT_WEIGHTS_NAME
     logits = engine(PIXELS)
     assert logits.shape == (6, 7) and logits.dtype == np.float32 and np.isfinite(logits).all()
 
