@@ -47,7 +47,7 @@ class ImageResult(BaseModel):
 
 class PredictResponse(ImageResult):
     model: str = Field(
-        description="name and weights hash of the model that answered", examples=["fer-v2@9c81196dee0c+int8"]
+        description="name and weights hash of the model that answered", examples=["fer-v3@6018090377ac+int8"]
     )
     elapsed_ms: float = Field(description="time the server spent on the request")
 
@@ -79,7 +79,7 @@ class BatchResponse(BaseModel):
 class ServedModel(BaseModel):
     """The model this server runs: where and how, with its card (fer.card.ModelCard) in full."""
 
-    id: str = Field(examples=["fer-v2@9c81196dee0c+int8"])
+    id: str = Field(examples=["fer-v3@6018090377ac+int8"])
     name: str
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str] = Field(examples=[list(EMOTIONS)])

@@ -4,7 +4,7 @@ against its accuracy on the clean faces, with what each effect costs alone and p
 
     python bench/capture.py --data ../shared/data/fer2013.zip                         # the shipped model
     python bench/capture.py --data ../shared/data/fer2013.zip --weights runs/x/best.pt --backend onnx
-    python bench/capture.py --data ../shared/data/fer2013.zip --json docs/runs/capture/fer-v2.json
+    python bench/capture.py --data ../shared/data/fer2013.zip --json docs/runs/capture/fer-v3.json
 
 The framing errors are the detector's own: on 300 photos built from validation faces
 (bench/scenes.py, seed 0), the crop Predictor.find_faces hands the classifier (the default

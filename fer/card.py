@@ -1,6 +1,6 @@
 """The model card: what a weights file is, how it was made and how well it does, in one typed shape.
 
-    >>> card = ModelCard.read("weights/fer-v2.json")
+    >>> card = ModelCard.read("weights/fer-v3.json")
     >>> card.metrics.validation["tencrop"].accuracy
     0.7044...
 
@@ -108,7 +108,7 @@ class Agreement(_Part):
 
 class Int8Variant(_Part):
     # Without a file and its sha256 there is no int8 variant to load (fer.onnx_runtime says so).
-    file: str | None = Field(None, description="beside the weights", examples=["fer-v2.int8.onnx"])
+    file: str | None = Field(None, description="beside the weights", examples=["fer-v3.int8.onnx"])
     sha256: str | None = None
     method: str | None = None
     weight_bits: int | None = Field(
@@ -121,7 +121,7 @@ class Int8Variant(_Part):
 
 
 class ModelCard(_Part):
-    name: str = Field("unnamed", examples=["fer-v2"])
+    name: str = Field("unnamed", examples=["fer-v3"])
     arch: str = Field(examples=["vgg_slim"])
     labels: list[str]
     input: InputSpec | None = None

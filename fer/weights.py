@@ -1,6 +1,6 @@
 """Weights files: `NAME.safetensors` (tensors only) beside `NAME.json` (the model card).
 
-    >>> model, card = load_model("weights/fer-v2.safetensors")
+    >>> model, card = load_model("weights/fer-v3.safetensors")
     >>> model, card = load_model("runs/train/best.pt")        # a training checkpoint: its EMA weights
 
 Nothing is ever unpickled: safetensors holds raw tensors, and checkpoints are read with
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 CARD_FORMAT = 1
-DEFAULT_WEIGHTS_NAME = "fer-v2"
+DEFAULT_WEIGHTS_NAME = "fer-v3"
 # The repository's weights/ folder (a source checkout or an editable install), and where a wheel puts
 # the same files (pyproject.toml maps package fer.shipped_weights to weights/). FER_WEIGHTS overrides.
 REPOSITORY_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"

@@ -9,8 +9,8 @@ the cost of one network at inference. Targets are written for the faces as store
 augmented view: a teacher's forward pass per step would cost as much again as the student's.
 
     python -m training.distill --data ../shared/data/fer2013.zip --tta tencrop \\
-        --teacher weights/fer-v2.safetensors --teacher runs/ablation/base-e40-s0/best.pt \\
-        --out docs/runs/teachers/fer-v2+base-tencrop.npz
+        --teacher weights/fer-v3.safetensors --teacher runs/ablation/base-e40-s0/best.pt \\
+        --out docs/runs/teachers/fer-v3+base-tencrop.npz
 
 It prints each teacher's and the ensemble's validation accuracy (the file keeps them too), so the
 ensemble is measured before a student is trained on it.

@@ -1,8 +1,8 @@
 """Export a training checkpoint's EMA weights for inference: NAME.safetensors, NAME.json, NAME.onnx,
 and with --data also NAME.int8.onnx.
 
-    fer export runs/train/best.pt --out weights/fer-v2 --data ../shared/data/fer2013.zip
-    fer export weights/fer-v2.safetensors --out weights/fer-v2 --data ../shared/data/fer2013.zip
+    fer export runs/train/best.pt --out weights/fer-v3 --data ../shared/data/fer2013.zip
+    fer export weights/fer-v3.safetensors --out weights/fer-v3 --data ../shared/data/fer2013.zip
 
 The source is a training checkpoint, or weights exported before: the second form exports them again
 with this version's settings (the int8 variant's, above all), keeping their training record.

@@ -20,7 +20,7 @@ def test_the_shipped_card_reads_with_every_measurement_typed():
     assert set(card.metrics.validation) == set(TTA_MODES) == set(card.int8.metrics.validation)
     # Not the most accurate mode: issue 10's speed floor (2,500 faces/s) rules out TTA for the default.
     assert card.default_tta == "none" and 0.6 < card.validation_accuracy("none") < 1
-    assert max(TTA_MODES, key=card.validation_accuracy) == "tencrop"
+    assert max(TTA_MODES, key=card.validation_accuracy) != "none"
     assert card.input.shape == [1, 48, 48] and card.input.normalization.std > 0
 
 
