@@ -48,7 +48,7 @@ def test_the_shipped_card_holds_the_capture_proxy_for_every_mode_and_engine():
 
 
 def test_cards_from_before_the_capture_proxy_read_with_no_proxy_figures():
-    shipped = json.loads((SHIPPED.with_suffix(".json")).read_text())
+    shipped = json.loads(SHIPPED.with_suffix(".json").read_text())
     for metrics in (shipped["metrics"], shipped["int8"]["metrics"]):
         del metrics["capture_proxy"]  # as fer-v2's card was, exported 2026-12-03, before the proxy existed
     card = ModelCard.model_validate(shipped)
