@@ -88,6 +88,16 @@ def metric_value(text: str, name: str) -> float:
     return float(match.group(1))
 
 
+async def admitted(client: httpx.AsyncClient, count: int, limit_s: float = 30) -> None:
+    """Wait until the server reports COUNT prediction requests admitted and not yet answered: a fixed
+    sleep raced the requests' own upload on a loaded machine, and a later request took the slot first."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while metric_value((await client.get("/metrics")).text, "fer_queue_depth") < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"fewer than {count} requests were admitted after {limit_s} s")
+        await asyncio.sleep(0.02)
+
+
 async def post_all(url: str, payloads: list[bytes], query: str = "detect=false") -> list[httpx.Response]:
     """POST every payload to /v1/predict at once (one connection each); the responses in order."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:

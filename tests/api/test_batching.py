@@ -12,7 +12,7 @@ import pytest
 from fer.detection.haar import HaarFaceDetector
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
-from tests.api.conftest import SlowPredictor, encode, metric_value, post_all
+from tests.api.conftest import SlowPredictor, admitted, encode, metric_value, post_all
 
 
 def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(live_server, small_predictor):
@@ -95,7 +95,7 @@ def test_a_bad_image_is_told_so_at_once_even_when_the_server_is_full(live_server
     async def main():
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             busy = asyncio.create_task(client.post("/v1/predict?detect=false", files={"file": ("c.png", crop)}))
-            await asyncio.sleep(0.3)  # the one slot is taken
+            await admitted(client, 1)  # the one slot is taken
             full = await client.post("/v1/predict?detect=false", files={"file": ("c.png", crop)})
             bad = await client.post("/v1/predict", files={"file": ("x.jpg", liar)})
             return (await busy).status_code, full.status_code, bad
@@ -126,7 +126,8 @@ def test_probes_answer_while_inference_is_busy(live_server, small_predictor, ast
                 asyncio.create_task(client.post("/v1/predict?detect=false", files={"file": ("c", crop)}))
                 for _ in range(3)
             ]
-            await asyncio.sleep(0.3)  # the model is now in its slow forward pass
+            await admitted(client, 3)
+            await asyncio.sleep(0.1)  # the model is now in its slow forward pass
             started = asyncio.get_running_loop().time()
             probes = await asyncio.gather(client.get("/healthz"), client.get("/readyz"), client.get("/metrics"))
             probe_seconds = asyncio.get_running_loop().time() - started
