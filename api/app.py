@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         service = InferenceService(loaded, settings, metrics)
         await service.start()
         app.state.service = service
-        restore_sigterm = _drain_on_sigterm(service)
+        restore_sigterm = _drain_on_sigterm(service, settings.drain_delay_s)
         try:
             yield
         finally:
@@ -102,22 +102,34 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     return app
 
 
-def _drain_on_sigterm(service: InferenceService) -> Callable[[], None]:
-    """Chain a SIGTERM handler that marks the service draining before uvicorn's own handler runs.
-    Returns the function that puts the previous handler back. Signals exist only in the main thread
-    (not under TestClient, which runs the app in a worker thread)."""
+def _drain_on_sigterm(service: InferenceService, delay_s: float) -> Callable[[], None]:
+    """Chain a SIGTERM handler that marks the service draining before uvicorn's own handler runs, at
+    once or, with a drain delay, `delay_s` later (meanwhile the port stays open and what reaches it is
+    served; a second SIGTERM ends the wait). Returns the function that puts the previous handler back.
+    Signals exist only in the main thread (not under TestClient, which runs the app in a worker thread)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
 
-    def handle_sigterm(signum: int, frame: FrameType | None) -> None:
-        service.draining = True
-        logger.info("SIGTERM: readiness is now 503; finishing requests in flight")
+    def shut_down(signum: int, frame: FrameType | None) -> None:
         if callable(previous):
-            previous(signum, frame)
+            previous(signum, frame)  # uvicorn's: stop accepting, finish requests in flight, exit
         elif previous == signal.SIG_DFL:  # not under uvicorn: keep the default, which ends the process
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
+
+    def handle_sigterm(signum: int, frame: FrameType | None) -> None:
+        first = not service.draining
+        service.draining = True
+        if first and delay_s > 0:
+            logger.info("SIGTERM: readiness is now 503; the port closes in %g s, then requests finish", delay_s)
+            # uvicorn's handler only sets flags that its main loop polls, so another thread may call it.
+            timer = threading.Timer(delay_s, shut_down, (signum, frame))
+            timer.daemon = True  # a second SIGTERM's exit does not wait for it
+            timer.start()
+            return
+        logger.info("SIGTERM: readiness is now 503; finishing requests in flight")
+        shut_down(signum, frame)
 
     signal.signal(signal.SIGTERM, handle_sigterm)
     return lambda: signal.signal(signal.SIGTERM, previous)

@@ -145,10 +145,10 @@ class InferenceService:
         ready (loading, or stopped), when FER_MAX_QUEUE requests are in, or when the work queued ahead of
         it (measured, see api/admission.py) would not be done within FER_MAX_EXPECTED_WAIT_S.
 
-        A draining server (SIGTERM) still serves what reaches it: its port is closed, so only requests
-        on connections already open arrive, each connection is closed after its answer, and a load
-        balancer that had not yet seen readiness turn 503 sent them in good faith (refused, they were
-        503s under a rolling restart, bench/load_balancer.py)."""
+        A draining server (SIGTERM) still serves what reaches it: until its port closes (after
+        FER_DRAIN_DELAY_S) new connections, then only requests on connections already open, each
+        connection closed after its answer. A load balancer that had not yet seen readiness turn 503
+        sent them in good faith (refused, they were 503s under a rolling restart, bench/load_balancer.py)."""
         retry = {"Retry-After": str(self.settings.retry_after_s)}
         if not self.ready:
             raise ApiError(503, "unavailable", "the model is not loaded or the server has stopped; retry", retry)

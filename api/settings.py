@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)  # the Retry-After header sent with 503
     # A connection's request headers must all arrive within this (api/protocol.py); slowloris guard.
     header_timeout_s: float = Field(10.0, gt=0)
+    # SIGTERM: readiness turns 503 at once, but the port stays open this long before uvicorn's graceful
+    # shutdown closes it, for a load balancer that learns of the drain from its readiness checks
+    # (HAProxy: about inter x fall). Closing at once reset the connections the kernel had already
+    # accepted for the app, with a request on them (bench/load_balancer.py). Kubernetes needs none:
+    # its preStop hook waits before SIGTERM is sent (deploy/kubernetes/api/deployment.yaml).
+    drain_delay_s: float = Field(0.0, ge=0, le=60)
 
     # Input limits
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)  # whole request body; 413 beyond

@@ -91,6 +91,53 @@ def test_sigterm_finishes_requests_in_flight_then_exits(exported_weights, astron
     assert "Application shutdown complete" in output
 
 
+def _drain_with_delay(exported_weights, astronaut, delay_s: int, second_sigterm: bool) -> tuple[float, str]:
+    """Start `fer serve` with FER_DRAIN_DELAY_S, send SIGTERM, and check that the port still takes new
+    connections and serves them while readiness says draining; then (after a second SIGTERM, if asked)
+    wait for the exit. Returns the seconds from the first SIGTERM to the exit, and the output."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_fer_serve(
+        "--port", str(port), "--weights", str(exported_weights), "--tta", "none",
+        env={"FER_DRAIN_DELAY_S": str(delay_s)},
+    )  # fmt: skip
+    try:
+        _wait_ready(url, server)
+        server.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        deadline = terminated + delay_s / 2
+        while (ready := httpx.get(f"{url}/readyz", timeout=5)).status_code != 503:
+            assert time.monotonic() < deadline, "readiness did not turn 503 after SIGTERM"
+            time.sleep(0.05)
+        crop = encode(astronaut[60:170, 170:280], "PNG")
+        answer = httpx.post(f"{url}/v1/predict?detect=false", files={"file": ("c", crop)}, timeout=10)
+        assert time.monotonic() - terminated < delay_s, "the checks took longer than the delay; they prove nothing"
+        if second_sigterm:
+            server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=delay_s + 30)
+        exited_after = time.monotonic() - terminated
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    assert ready.json() == {"status": "draining"}
+    assert answer.status_code == 200 and len(answer.json()["faces"]) == 1  # a new connection, served
+    assert f"SIGTERM: readiness is now 503; the port closes in {delay_s} s" in output
+    assert "Application shutdown complete" in output
+    return exited_after, output
+
+
+def test_a_drain_delay_keeps_serving_new_connections_while_readiness_says_draining(exported_weights, astronaut):
+    # A balancer that polls /readyz sends new connections for up to a check after SIGTERM; closing the
+    # port at once reset those the kernel had accepted, a request on them (bench/load_balancer.py).
+    exited_after, _ = _drain_with_delay(exported_weights, astronaut, delay_s=4, second_sigterm=False)
+    assert 4 <= exited_after < 4 + 30
+
+
+def test_a_second_sigterm_ends_the_drain_delay(exported_weights, astronaut):
+    exited_after, _ = _drain_with_delay(exported_weights, astronaut, delay_s=60, second_sigterm=True)
+    assert exited_after < 30  # not the 60 s the delay asked for
+
+
 def _worker_pids(parent: int) -> list[int]:
     """uvicorn's worker processes: children of the supervisor, not multiprocessing's helpers."""
     children = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
