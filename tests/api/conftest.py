@@ -88,6 +88,16 @@ def metric_value(text: str, name: str) -> float:
     return float(match.group(1))
 
 
+def wait_for_metric(url: str, name: str, at_least: float, limit_s: float = 30) -> None:
+    """Wait until the server's /metrics sample NAME reaches AT_LEAST: what a test sets up (requests
+    admitted, bytes received) has happened in the server, not only been sent."""
+    deadline = time.monotonic() + limit_s
+    while metric_value(httpx.get(f"{url}/metrics", timeout=5).text, name) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} stayed under {at_least} for {limit_s} s")
+        time.sleep(0.02)
+
+
 async def admitted(client: httpx.AsyncClient, count: int, limit_s: float = 30) -> None:
     """Wait until the server reports COUNT prediction requests admitted and not yet answered: a fixed
     sleep raced the requests' own upload on a loaded machine, and a later request took the slot first."""

@@ -26,7 +26,7 @@ from bench.hostile_images import (
     split_data_png,
     with_jpeg_size,
 )
-from tests.api.conftest import encode, metric_value, running_server, seconds_until_closed
+from tests.api.conftest import encode, metric_value, running_server, seconds_until_closed, wait_for_metric
 
 
 def test_a_multipart_boundary_over_256_characters_is_400_not_500(live_server, caplog):
@@ -177,7 +177,7 @@ def test_a_body_not_received_by_the_body_deadline_gets_408(live_server, caplog):
 def test_declared_bodies_beyond_the_upload_budget_get_503_at_once(live_server, astronaut_jpeg):
     url = live_server(upload_budget_bytes=100_000, body_timeout_s=2)
     with _start_upload(url, declared=80_000, first_bytes=b"--b\r\n" + b"x" * 79_000) as holder:
-        time.sleep(0.3)
+        wait_for_metric(url, "fer_upload_budget_bytes_held", 79_000)  # its bytes are in
         started = time.monotonic()
         with _start_upload(url, declared=40_000) as late:
             status, answer = _answer(late)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import encode, free_port, seconds_until_closed
+from tests.api.conftest import encode, free_port, seconds_until_closed, wait_for_metric
 from tests.conftest import REPO
 
 
@@ -70,7 +70,8 @@ def test_sigterm_finishes_requests_in_flight_then_exits(exported_weights, astron
         clients = [threading.Thread(target=post) for _ in range(3)]
         for thread in clients:
             thread.start()
-        time.sleep(0.7)  # the three are now inside the 2-second forward pass
+        wait_for_metric(url, "fer_queue_depth", 3)  # the three are admitted...
+        time.sleep(0.2)  # ...and inside the 2-second forward pass
         server.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
         time.sleep(0.3)
