@@ -19,9 +19,17 @@ from fer.labels import EMOTIONS
 from fer.weights import DEFAULT_WEIGHTS_NAME
 
 REPO = Path(__file__).resolve().parent.parent
-# The shipped default model's files, by suffix: SHIPPED.with_suffix(".json") is its card. Tests name
-# it so, never by its version, so that shipping a new default changes fer.weights alone.
+# The shipped default model's files, by suffix: shipped_file(".json") is its card. Tests name it so,
+# never by its version, so that shipping a new default changes fer.weights alone.
 SHIPPED = REPO / "weights" / DEFAULT_WEIGHTS_NAME
+
+
+def shipped_file(suffix: str) -> Path:
+    """The shipped model's file with this suffix, appended as fer.weights does (with_suffix would cut
+    a dotted name such as fer-v3.1 short)."""
+    return SHIPPED.with_name(SHIPPED.name + suffix)
+
+
 # Emotion folders in the Kaggle layout are written in sorted order on purpose: reading them by that
 # order instead of by name would mislabel neutral, sad and surprise.
 KAGGLE_FOLDER_ORDER = sorted(EMOTIONS)

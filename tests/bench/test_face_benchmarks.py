@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from fer.labels import EMOTIONS
-from tests.conftest import KAGGLE_FOLDER_ORDER, SHIPPED, encode_jpeg, make_face, run_python, write_zip
+from tests.conftest import KAGGLE_FOLDER_ORDER, encode_jpeg, make_face, run_python, shipped_file, write_zip
 from training.capture import PROXY_FRAMING_ERRORS_FILE, load_framing_errors
 
 
@@ -70,7 +70,7 @@ def test_the_framing_calibration_fits_boxes_to_the_faces_and_measures_the_fit(as
 
 def test_the_capture_proxy_reports_each_effect_and_per_class_recall_for_each_model(astronaut_archive, tmp_path):
     out = tmp_path / "capture.json"
-    weights = str(SHIPPED.with_suffix(".safetensors"))
+    weights = str(shipped_file(".safetensors"))
     result = run_python(
         "bench/capture.py", "--data", str(astronaut_archive), "--weights", weights, "--backend", "onnx",
         "--json", str(out),

@@ -9,13 +9,13 @@ from fer.card import ModelCard
 from fer.errors import WeightsError
 from fer.options import TTA_MODES
 from fer.weights import load_model
-from tests.conftest import SHIPPED
+from tests.conftest import shipped_file
 
 INPUT = {"shape": [1, 48, 48], "color": "grayscale", "pixels": "0..255", "normalization": {"mean": 0.5, "std": 0.25}}
 
 
 def test_the_shipped_card_reads_with_every_measurement_typed():
-    card = ModelCard.read(SHIPPED.with_suffix(".json"))
+    card = ModelCard.read(shipped_file(".json"))
     assert card.arch == "vgg_slim" and card.default_tta in TTA_MODES
     assert set(card.metrics.validation) == set(TTA_MODES) == set(card.int8.metrics.validation)
     # Not the most accurate mode: issue 10's speed floor (2,500 faces/s) rules out TTA for the default.
@@ -38,7 +38,7 @@ def test_a_checkpoint_and_its_export_give_cards_of_one_shape(trained_checkpoint,
 
 
 def test_the_shipped_card_holds_the_capture_proxy_for_every_mode_and_engine():
-    card = ModelCard.read(SHIPPED.with_suffix(".json"))
+    card = ModelCard.read(shipped_file(".json"))
     for metrics in (card.metrics, card.int8.metrics):
         assert set(metrics.capture_proxy) == set(TTA_MODES)
         for tta, on_proxy in metrics.capture_proxy.items():
@@ -48,7 +48,7 @@ def test_the_shipped_card_holds_the_capture_proxy_for_every_mode_and_engine():
 
 
 def test_cards_from_before_the_capture_proxy_read_with_no_proxy_figures():
-    shipped = json.loads(SHIPPED.with_suffix(".json").read_text())
+    shipped = json.loads(shipped_file(".json").read_text())
     for metrics in (shipped["metrics"], shipped["int8"]["metrics"]):
         del metrics["capture_proxy"]  # as fer-v2's card was, exported 2026-12-03, before the proxy existed
     card = ModelCard.model_validate(shipped)

@@ -13,7 +13,7 @@ from fer.cpu import CpuInfo
 from fer.errors import WeightsError
 from fer.labels import EMOTIONS
 from fer.predictor import Predictor
-from tests.conftest import SHIPPED, run_python
+from tests.conftest import run_python, shipped_file
 
 FACES = np.random.default_rng(0).integers(0, 256, size=(16, 48, 48), dtype=np.uint8)
 
@@ -40,7 +40,7 @@ def test_without_int8_auto_uses_onnx_runtime_with_the_same_results(exported_weig
 
 
 def test_an_onnx_file_from_other_weights_is_never_used(exported_weights, tmp_path, caplog):
-    weights = _copy_weights(exported_weights, tmp_path, onnx_from=SHIPPED.with_suffix(".onnx"))
+    weights = _copy_weights(exported_weights, tmp_path, onnx_from=shipped_file(".onnx"))
     with caplog.at_level(logging.WARNING):
         predictor = Predictor.load(weights, device="cpu")
     assert predictor.backend == "torch"
@@ -67,7 +67,7 @@ def test_training_checkpoints_run_with_pytorch(trained_checkpoint):
 
 
 def test_cli_reports_a_required_onnx_that_does_not_match(exported_weights, tmp_path):
-    weights = _copy_weights(exported_weights, tmp_path, onnx_from=SHIPPED.with_suffix(".onnx"))
+    weights = _copy_weights(exported_weights, tmp_path, onnx_from=shipped_file(".onnx"))
     image = tmp_path / "face.png"
     from PIL import Image
 
