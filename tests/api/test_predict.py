@@ -162,7 +162,10 @@ def test_model_card_describes_the_model(client):
     assert "validation" in card["metrics"]
     # The full card rides along, typed: what the weights' own JSON card says.
     assert card["card"]["arch"] == "vgg_slim" and card["card"]["name"] == "tiny"
-    assert card["card"]["metrics"] == card["metrics"]  # the float model runs here, so its own figures
+    # The figures of the engine that runs: the int8 variant has its own (on its capture proxy the tiny
+    # model's int8 and float32 differ by a face, so comparing with float32's held on some CPUs only).
+    engine_card = card["card"]["int8"] if card["precision"] == "int8" else card["card"]
+    assert card["metrics"] == engine_card["metrics"]
     # Which engine runs, why, and on which CPU: int8 speed and accuracy depend on the instruction set.
     assert card["engine_reason"] and card["cpu"] == cpu_info().describe()
 
