@@ -35,7 +35,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/fer serve --host $(HOST) --port $(PORT)
 
-# A short training demonstration (about 2 minutes on 2 cores): 2 epochs on an 18,000-face subset
+# A short training demonstration (about 2 minutes on 2 cores with bf16, longer on AVX2-only CPUs): 2 epochs on an 18,000-face subset
 # with AdamW, which learns faster than the flagship's SGD in so few steps (about 46% on validation,
 # against 25% for a constant answer), then `fer evaluate` of it and of the shipped model.
 train-demo: $(STAMP)

@@ -18,6 +18,11 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.demo
 CONSTANT_ANSWER = 0.249  # always "happy", the largest class: 895 of 3,589 validation faces
+# The demo trains in about 2 minutes where the CPU computes in bf16 (AVX-512 BF16), but in fp32 on an
+# AVX2-only CPU (144 training images/s measured there against 417) it needs about 2.5x that, and CI's
+# AVX2-only machine ran past the suite's 300 s default on 2026-12-07. The limit is the trainer's worst
+# case, not its usual time.
+DEMO_TIMEOUT_S = 1200
 
 
 def real_dataset() -> str | None:
@@ -38,12 +43,13 @@ def demo_training_command(data: str, out) -> list[str]:
     return words
 
 
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)  # the subprocess limit below fires first
 def test_the_demo_recipe_learns_well_above_a_constant_answer(tmp_path):
     data = real_dataset()
     if data is None:
         pytest.skip("no FER2013 here (set FER_DATA, or `fer download --dest data/`): the demo cannot be checked")
     command = demo_training_command(data, tmp_path / "demo")
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["best_val_accuracy"] > 0.40 > CONSTANT_ANSWER
