@@ -94,7 +94,10 @@ def test_face_detection_runs_on_the_device_and_finds_what_the_cpu_finds(exported
 def test_the_api_on_the_device_gathers_concurrent_photos_into_detection_runs(exported_weights, device):
     predictor = Predictor.load(exported_weights, device=device, tta="none", backend="torch")
     assert gathers_detection("auto", predictor) == (device == "cuda")
-    app = create_app(Settings(gather_detection="on"), predictor=predictor)
+    # This is about gathering, not admission: on a loaded CPU (the dry run beside a trainer) 40 photos
+    # with detection are priced over the default 5 s wait, and admission would answer some with 503.
+    settings = Settings(gather_detection="on", max_expected_wait_s=60, request_timeout_s=120)
+    app = create_app(settings, predictor=predictor)
     payloads = [encode(photo) for photo in photos()] * 8
     with running_server(app) as url:
         before = metric_value(httpx.get(f"{url}/metrics").text, "fer_detection_batch_size_images_sum")
